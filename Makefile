@@ -1,0 +1,35 @@
+# datagen — the two commands: `make test` and `make demo`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Parallel test workers (CI has 2 cores).
+WORKERS ?= 2
+
+.PHONY: test demo install lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel (an unpinned torch pulls CUDA packages).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup tests
+
+demo: $(STAMP)
+	$(BIN)/python -m datagen.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check datagen flows filters trainers tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench]"
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

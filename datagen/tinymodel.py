@@ -1,0 +1,129 @@
+"""Tiny causal LMs and tokenizers built locally — no hub, no downloads.
+
+The tests, the benchmarks and ``make demo`` need real transformers models and
+tokenizers, and nothing can be downloaded here. This module builds them:
+
+- ``build_tokenizer``: a character-level ``PreTrainedTokenizerFast`` whose
+  special tokens (``<think>``, ``</think>``, ``<answer>``, ``</answer>``, the
+  chat-role markers) are single tokens, with a chat template (optionally one
+  that pre-fills ``<think>``, like DeepSeek-R1's own). Saved with
+  ``save_pretrained`` it loads back from a local path like any other.
+- ``build_model``: a randomly initialised Qwen2-style causal LM from a config.
+
+A character vocabulary keeps the models tiny and lets a toy task (arithmetic)
+be learned in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+SPECIAL_TOKENS = [
+    "<pad>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|end|>",
+]
+
+# The chat template. Each message is "<|role|>content<|end|>"; the generation
+# prompt opens the assistant turn. With ``prefill_think`` the generation prompt
+# also writes "<think>" so completions start inside the reasoning (the
+# DeepSeek-R1 template does this).
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{PREFILL}{% endif %}"
+)
+
+
+def default_charset() -> str:
+    """Printable ASCII plus newline: enough for arithmetic, English and LaTeX."""
+    return "".join(sorted(set(string.printable) - {"\x0b", "\x0c", "\r"}))
+
+
+def build_tokenizer(charset: str | None = None, *, prefill_think: bool = False):
+    """A character-level fast tokenizer with the special tokens above.
+
+    Unknown characters map to ``<unk>``. ``eos_token`` is ``<|end|>`` (the end
+    of an assistant turn), so a model trained on chats learns to stop there.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = charset if charset is not None else default_charset()
+    vocab: dict[str, int] = {}
+    for tok in SPECIAL_TOKENS:
+        vocab[tok] = len(vocab)
+    for ch in chars:
+        if ch not in vocab:
+            vocab[ch] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    template = _CHAT_TEMPLATE.replace("{PREFILL}", "{{ '<think>' }}" if prefill_think else "")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<s>", "<|end|>", "<unk>", "<pad>")],
+        chat_template=template,
+        padding_side="left",
+    )
+    return fast
+
+
+def build_model(
+    tokenizer,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    intermediate_size: int | None = None,
+    max_position_embeddings: int = 1024,
+    seed: int = 0,
+):
+    """A randomly initialised Qwen2-style causal LM sized for the tokenizer."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or hidden_size * 4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def save_tiny(path: str | Path, *, prefill_think: bool = False, seed: int = 0, **model_kwargs) -> Path:
+    """Build a tokenizer + model and save both under ``path`` (a local model dir)."""
+    path = Path(path)
+    tokenizer = build_tokenizer(prefill_think=prefill_think)
+    model = build_model(tokenizer, seed=seed, **model_kwargs)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
