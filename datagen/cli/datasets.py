@@ -1,0 +1,305 @@
+"""``datagen datasets ls|show|head|diff|tag|import|export`` — browse and move versions.
+
+Every subcommand takes ``--root`` (default ``$DATAGEN_ROOT``, else
+``./datasets``; ``s3://bucket/prefix`` works the same) and prints a readable
+table, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from datagen.cli.main import CLIError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="browse, import and export dataset versions (local or S3)")
+    dsub = p.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
+    dsub.required = True
+
+    def add(name: str, help: str, func) -> argparse.ArgumentParser:
+        sp = dsub.add_parser(name, help=help)
+        sp.add_argument("--root", default=None, help="store root: a folder or s3://bucket/prefix "
+                        "(default $DATAGEN_ROOT, else ./datasets)")
+        sp.set_defaults(func=lambda args: _guard(func, args))
+        return sp
+
+    sp = add("ls", "one row per version", cmd_ls)
+    sp.add_argument("dataset", nargs="?", help="only this dataset")
+    sp.add_argument("--json", action="store_true", help="print a JSON array")
+
+    sp = add("show", "manifest summary, lineage and stats of a version", cmd_show)
+    sp.add_argument("ref", metavar="NAME[@VERSION|@TAG]")
+    sp.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    sp = add("head", "the first rows of a version", cmd_head)
+    sp.add_argument("ref", metavar="NAME[@VERSION|@TAG]")
+    sp.add_argument("-n", type=int, default=5, help="rows (default 5)")
+    sp.add_argument("--columns", nargs="+", help="only these columns")
+    sp.add_argument("--json", action="store_true", help="print JSON lines")
+
+    sp = add("diff", "rows, schema and stats deltas between two versions", cmd_diff)
+    sp.add_argument("a", metavar="A")
+    sp.add_argument("b", metavar="B")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("tag", "point a tag at a version", cmd_tag)
+    sp.add_argument("ref", metavar="NAME@VERSION")
+    sp.add_argument("tag", metavar="TAG")
+
+    sp = add("import", "import JSONL, Parquet or a saved HF dataset as a new problems version", cmd_import)
+    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("--name", required=True, help="dataset name")
+    sp.add_argument("--source", help="source name for rows without one (default: the file name)")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sp = add("export", "write a version to a JSONL or Parquet file", cmd_export)
+    sp.add_argument("ref", metavar="NAME[@VERSION]")
+    sp.add_argument("--to", required=True, metavar="FILE.jsonl|FILE.parquet")
+
+
+def _guard(func, args) -> int:
+    from datagen.files import FileFormatError
+    from datagen.store import StoreError, StoreNameError
+
+    try:
+        return func(args)
+    except (StoreError, StoreNameError, FileFormatError, FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _store(args):
+    from datagen.store import open_store
+
+    return open_store(args.root)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str | None, columns: list[str]):
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
+
+
+# ----------------------------------------------------------------------------- ls / show
+
+
+def cmd_ls(args) -> int:
+    store = _store(args)
+    names = [args.dataset] if args.dataset else store.datasets()
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        tags_by_version: dict[str, list[str]] = {}
+        for tag, version in store.tags(name).items():
+            tags_by_version.setdefault(version, []).append(tag)
+        for m in store.versions(name):
+            rows.append(
+                {
+                    "dataset": m.dataset,
+                    "version": m.id,
+                    "rows": m.rows,
+                    "created": m.created,
+                    "stage": m.stage,
+                    "tags": sorted(tags_by_version.get(m.id, [])),
+                    "parents": [str(p) for p in m.parents],
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no dataset versions in {store.root}")
+        return 0
+    t = _table(f"datasets in {store.root}", ["dataset", "version", "rows", "created", "stage", "tags"])
+    for r in rows:
+        t.add_row(r["dataset"], r["version"], f"{r['rows']:,}", r["created"], r["stage"], ",".join(r["tags"]))
+    _console().print(t)
+    return 0
+
+
+def _flatten(stats: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(stats, dict):
+        out: dict[str, Any] = {}
+        for k, v in stats.items():
+            out.update(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
+        return out
+    return {prefix: stats}
+
+
+def cmd_show(args) -> int:
+    store = _store(args)
+    m = store.resolve(args.ref)
+    if args.json:
+        print(m.to_json().decode())
+        return 0
+    console = _console()
+    t = _table(f"{m.dataset}@{m.id}", ["field", "value"])
+    t.add_row("stage", m.stage)
+    t.add_row("rows", f"{m.rows:,}")
+    t.add_row("shards", f"{len(m.shards)} ({sum(s.bytes for s in m.shards):,} bytes)")
+    t.add_row("created", m.created)
+    t.add_row("code revision", m.code_revision)
+    t.add_row("flow run", m.flow_run_id or "-")
+    t.add_row("parents", ", ".join(str(p) for p in m.parents) or "-")
+    if m.rejected:
+        t.add_row("rejected rows", f"{sum(s.rows for s in m.rejected):,}")
+    t.add_row("config", json.dumps(m.config, default=str))
+    console.print(t)
+    chain = store.lineage(m)
+    console.print("lineage: " + "  <-  ".join(f"{c.dataset}@{c.id} ({c.stage})" for c in chain))
+    flat = _flatten(m.stats)
+    if flat:
+        st = _table("stats", ["statistic", "value"])
+        for k, v in flat.items():
+            st.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+        console.print(st)
+    return 0
+
+
+# ----------------------------------------------------------------------------- head / diff / tag
+
+
+def cmd_head(args) -> int:
+    store = _store(args)
+    m = store.resolve(args.ref)
+    lf = store.scan(m)
+    if args.columns:
+        missing = [c for c in args.columns if c not in lf.collect_schema().names()]
+        if missing:
+            raise CLIError(f"no column(s) {', '.join(missing)} in {m.ref}; it has {', '.join(lf.collect_schema().names())}")
+        lf = lf.select(args.columns)
+    df = lf.head(args.n).collect()
+    if args.json:
+        for row in df.to_dicts():
+            print(json.dumps(row, ensure_ascii=False, default=str))
+        return 0
+    t = _table(f"{m.ref} (first {min(args.n, m.rows)} of {m.rows:,})", list(df.columns))
+    for row in df.iter_rows():
+        t.add_row(*[_short(v) for v in row])
+    _console().print(t)
+    return 0
+
+
+def _short(v: Any, n: int = 80) -> str:
+    s = "" if v is None else str(v)
+    s = s.replace("\n", "⏎")
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def cmd_diff(args) -> int:
+    store = _store(args)
+    a, b = store.resolve(args.a), store.resolve(args.b)
+    sa = {f["name"]: f["type"] for f in a.schema_}
+    sb = {f["name"]: f["type"] for f in b.schema_}
+    fa, fb = _flatten(a.stats), _flatten(b.stats)
+    stats = {}
+    for k in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(k), fb.get(k)
+        if va != vb:
+            delta = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+            stats[k] = {"a": va, "b": vb, "delta": delta}
+    out = {
+        "a": a.ref,
+        "b": b.ref,
+        "rows": {"a": a.rows, "b": b.rows, "delta": b.rows - a.rows},
+        "schema": {
+            "added": {k: sb[k] for k in sb if k not in sa},
+            "removed": {k: sa[k] for k in sa if k not in sb},
+            "changed": {k: {"a": sa[k], "b": sb[k]} for k in sa if k in sb and sa[k] != sb[k]},
+        },
+        "stats": stats,
+        "config": {
+            k: {"a": a.config.get(k), "b": b.config.get(k)}
+            for k in sorted(set(a.config) | set(b.config))
+            if a.config.get(k) != b.config.get(k)
+        },
+    }
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    console = _console()
+    console.print(f"[bold]{a.ref}[/] -> [bold]{b.ref}[/]")
+    console.print(f"rows: {a.rows:,} -> {b.rows:,} ({b.rows - a.rows:+,})")
+    sch = out["schema"]
+    if any(sch.values()):
+        t = _table("schema", ["column", "change", "type"])
+        for k, v in sch["added"].items():
+            t.add_row(k, "added", v)
+        for k, v in sch["removed"].items():
+            t.add_row(k, "removed", v)
+        for k, v in sch["changed"].items():
+            t.add_row(k, "changed", f"{v['a']} -> {v['b']}")
+        console.print(t)
+    else:
+        console.print("schema: unchanged")
+    if stats:
+        t = _table("stats", ["statistic", "A", "B", "delta"])
+        for k, v in stats.items():
+            t.add_row(k, str(v["a"]), str(v["b"]), "" if v["delta"] is None else f"{v['delta']:+,}")
+        console.print(t)
+    if out["config"]:
+        t = _table("config", ["key", "A", "B"])
+        for k, v in out["config"].items():
+            t.add_row(k, json.dumps(v["a"], default=str), json.dumps(v["b"], default=str))
+        console.print(t)
+    return 0
+
+
+def cmd_tag(args) -> int:
+    store = _store(args)
+    if "@" not in args.ref:
+        raise CLIError(f"{args.ref!r}: give the version to tag as NAME@VERSION (or NAME@TAG)")
+    m = store.tag(args.ref, args.tag)
+    print(f"{m.dataset}@{args.tag} -> {m.id}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- import / export
+
+
+def cmd_import(args) -> int:
+    from datagen.store.ingest import import_file
+
+    store = _store(args)
+    result = import_file(store, args.file, name=args.name, source=args.source, progress=sys.stderr.isatty())
+    summary = {
+        "dataset": result.manifest.dataset,
+        "version": result.manifest.id,
+        "input_rows": result.input_rows,
+        "rows": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "rejected_by_reason": result.rejected_by_reason,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    t = _table(f"imported {args.file} -> {result.manifest.ref}", ["", "rows"])
+    t.add_row("input rows", f"{result.input_rows:,}")
+    t.add_row("accepted (version rows)", f"{result.accepted:,}")
+    t.add_row("exact duplicates removed", f"{result.duplicates:,}")
+    t.add_row("rejected (quarantined)", f"{result.rejected:,}")
+    for reason, n in sorted(result.rejected_by_reason.items()):
+        t.add_row(f"  rejected/{reason}", f"{n:,}")
+    _console().print(t)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from datagen.store.ingest import export_version
+
+    store = _store(args)
+    m, n = export_version(store, args.ref, args.to)
+    print(f"exported {n:,} rows of {m.ref} to {args.to}")
+    return 0
