@@ -269,24 +269,22 @@ def normalize_row(raw: Mapping[str, Any], *, default_source: str = "unknown", in
 
 def to_arrow(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows -> Arrow table: core columns with ``SCHEMA`` types first, extras inferred."""
-    rows = list(rows)
-    columns: dict[str, list[Any]] = {name: [] for name in CORE_COLUMNS}
-    extras: list[str] = []
+    rows = rows if isinstance(rows, list) else list(rows)
+    names: dict[str, None] = dict.fromkeys(CORE_COLUMNS)
     for row in rows:
-        for key in row:
-            if key not in columns:
-                columns[key] = []
-                extras.append(key)
-    for row in rows:
-        for name, values in columns.items():
-            value = row.get(name)
-            if name == "verdicts":
-                value = encode_verdicts(value)
-            values.append(value)
-    arrays = [pa.array(columns[f.name], type=f.type) for f in SCHEMA]
-    fields = list(SCHEMA)
-    for name in extras:
-        arr = pa.array(columns[name])
+        if len(row) > len(names) or any(k not in names for k in row):
+            names.update(dict.fromkeys(row))
+    arrays, fields = [], []
+    for f in SCHEMA:
+        values = [row.get(f.name) for row in rows]  # column-wise: far faster than row-wise
+        if f.name == "verdicts":
+            values = [encode_verdicts(v) for v in values]
+        arrays.append(pa.array(values, type=f.type))
+        fields.append(f)
+    for name in names:
+        if name in CORE_COLUMNS:
+            continue
+        arr = pa.array([row.get(name) for row in rows])
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
