@@ -83,15 +83,31 @@ def import_file(
     name: str,
     source: str | None = None,
     progress: bool = False,
+    run_key: str | None = None,
+    flow_run_id: str | None = None,
 ) -> ImportResult:
-    """Import a JSONL / Parquet file or a saved HF dataset as a new version of ``name``."""
+    """Import a JSONL / Parquet file or a saved HF dataset as a new version of ``name``.
+
+    Each call makes a new version, unless ``run_key`` is given: then a rerun
+    with the same key returns the version committed before (flows use a hash
+    of the file's content and the config, so a rerun resumes instead of
+    making every downstream stage start over).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     default_source = source or path.stem
     writer = store.writer(
-        name, stage="import", config={"file": str(path), "source": default_source}
+        name,
+        stage="import",
+        config={"file": str(path), "source": default_source},
+        run_key=run_key,
+        flow_run_id=flow_run_id,
     )
+    if writer.committed is not None:
+        s = writer.committed.stats.get("import", {})
+        return ImportResult(writer.committed, s.get("input_rows", 0), s.get("accepted", 0), s.get("duplicates", 0),
+                            s.get("rejected", 0), s.get("rejected_by_reason", {}))
     seen: set[str] = set()
     rejected: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}

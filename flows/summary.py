@@ -1,0 +1,46 @@
+"""The end-of-run summary (CLI) — the same figures the flows publish as artifacts."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+def _refs(result: Any) -> list[str]:
+    if isinstance(result, str) and "@" in result:
+        return [result]
+    if isinstance(result, Mapping):
+        out = []
+        for v in result.values():
+            out.extend(_refs(v))
+        return out
+    if isinstance(result, (list, tuple)):
+        return [r for v in result for r in _refs(v)]
+    return []
+
+
+def print_summary(result: Any, *, root: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from datagen.store import open_store
+    from flows.common import _flatten
+
+    store = open_store(root)
+    console = Console()
+    refs = _refs(result)
+    table = Table(title="versions written")
+    for col in ("stage", "version", "rows", "key statistics"):
+        table.add_column(col, overflow="fold")
+    for ref in refs:
+        try:
+            m = store.resolve(ref)
+        except Exception:  # noqa: BLE001 - not a dataset ref
+            continue
+        flat = _flatten(m.stats)
+        keys = ", ".join(f"{k}={v}" for k, v in list(flat.items())[:8])
+        table.add_row(m.stage, m.ref, f"{m.rows:,}", keys)
+    console.print(table)
+    if isinstance(result, Mapping):
+        extras = {k: v for k, v in result.items() if not _refs(v)}
+        for k, v in extras.items():
+            console.print(f"{k}: {v}")
