@@ -1,0 +1,324 @@
+"""Code verifier: run the candidate's Python against a test spec in a sandbox.
+
+``verify_code(completion, tests)`` takes the last fenced code block after the
+reasoning (``split_completion``) and runs it against the cases of a test spec
+(shared/DESIGN.md, "Code test spec"): ``stdin_stdout`` (feed ``input``,
+compare stdout to ``output``) or ``call`` (call ``fn_name(*args)``, or the
+method of a ``Solution`` class, compare the JSON-serialised return value to
+``expected``). Tests run in order and stop at the first failure.
+
+Verdicts (``datagen.records.verdict``):
+
+- ``correct`` — every case passed; ``incorrect`` — wrong output/return value;
+- ``timeout`` — CPU time over ``time_limit_s``, or wall clock over
+  ``2 * time_limit_s + 1`` s (sleeping, blocked on input);
+- ``memory`` — ``MemoryError`` under the ``memory_limit_mb`` address-space cap;
+- ``runtime_error`` — non-zero exit, uncaught exception, syntax error (even
+  when the printed output is right), output over the cap;
+- ``unparseable`` — no Python code block after the reasoning;
+- ``error`` — the test spec is invalid or the sandbox itself failed (could
+  not judge: score None).
+
+How each test is isolated (running as root, the CI case; the mechanics are in
+``_sandbox_zygote.py``): a fresh forked child per test, in its own PID
+namespace (when its init exits, the kernel kills every descendant, ``setsid``
+or not), its own network namespace (no interfaces: no connect, no DNS), its
+own mount namespace with an empty tmpfs as ``/tmp`` (the working directory),
+``/var/tmp`` and ``/dev/shm``, and a private ``/proc``; it runs under an
+unprivileged uid/gid with no supplementary groups and ``no_new_privs``, with
+rlimits on CPU time, address space, processes (per-sandbox uid), file size
+(= the stdout cap), open files and core dumps. Expected outputs never enter
+the sandbox: they stay in this process and are compared here.
+
+What it does NOT protect against:
+
+- kernel exploits: there is no seccomp filter and no VM; the candidate can
+  make every syscall an unprivileged process may make;
+- reading world-readable host files (the rest of the filesystem is the
+  host's, read-only to the candidate only by permissions): source trees,
+  ``/etc/passwd``, anything 0644 — do not keep secrets in world-readable files;
+- writing to world-writable host paths other than ``/tmp``, ``/var/tmp`` and
+  ``/dev/shm`` (those are private tmpfs mounts);
+- host-wide memory pressure: the address-space cap is per process, so up to
+  ``nproc`` processes can each use it; and CPU starvation of other work;
+- timing side channels, and reading the harness's own (non-secret) code and
+  this test's input;
+- without root or user namespaces, the fallback is "basic" isolation (rlimits,
+  a process group kill, a Python-level socket block that ``ctypes`` bypasses):
+  it stops accidents, not an adversary. ``SandboxPool.isolation`` says which
+  is in force and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import math
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+from datagen.records import split_completion, verdict
+from datagen.verify._sandbox import Execution, SandboxError, SandboxPool, default_pool
+
+#: Fenced block languages we can run; a bare fence counts as Python.
+PYTHON_LANGS = frozenset({"", "python", "python3", "py", "py3"})
+OUTPUT_LIMIT_BYTES = 16 << 20
+NPROC_LIMIT = 32
+TMPFS_MB = 64
+
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
+
+
+class TestSpecError(ValueError):
+    """The ``tests`` field is not a valid test spec; the message says what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSpec:
+    kind: str  # "stdin_stdout" | "call"
+    cases: tuple[dict[str, Any], ...]
+    time_limit_s: float = 2.0
+    memory_limit_mb: int = 512
+    float_tol: float | None = None
+    fn_name: str | None = None
+
+
+def parse_tests(tests: str | Mapping[str, Any]) -> TestSpec:
+    """Parse and check a test spec (JSON string or dict). Raises ``TestSpecError``."""
+    if isinstance(tests, str):
+        try:
+            tests = json.loads(tests)
+        except ValueError as exc:
+            raise TestSpecError(f"tests is not valid JSON: {exc}") from None
+    if not isinstance(tests, Mapping):
+        raise TestSpecError(f"tests must be a JSON object, got {type(tests).__name__}")
+    kind = tests.get("kind")
+    if kind not in ("stdin_stdout", "call"):
+        raise TestSpecError(f"tests.kind must be 'stdin_stdout' or 'call', got {kind!r}")
+    cases = tests.get("cases")
+    if not isinstance(cases, list) or not cases:
+        raise TestSpecError("tests.cases must be a non-empty list")
+    for i, case in enumerate(cases):
+        if not isinstance(case, Mapping):
+            raise TestSpecError(f"tests.cases[{i}] must be an object")
+        if kind == "stdin_stdout":
+            if not isinstance(case.get("input", ""), str) or not isinstance(case.get("output"), str):
+                raise TestSpecError(f"tests.cases[{i}] needs string 'output' (and optional string 'input')")
+        else:
+            if not isinstance(case.get("args", []), list) or "expected" not in case:
+                raise TestSpecError(f"tests.cases[{i}] needs 'expected' (and 'args' as a list)")
+    fn_name = tests.get("fn_name")
+    if kind == "call" and not (isinstance(fn_name, str) and fn_name.isidentifier()):
+        raise TestSpecError("tests.fn_name must name a function for kind 'call'")
+    time_limit = tests.get("time_limit_s", 2.0)
+    memory = tests.get("memory_limit_mb", 512)
+    tol = tests.get("float_tol")
+    if not isinstance(time_limit, (int, float)) or not 0 < time_limit <= 60:
+        raise TestSpecError(f"tests.time_limit_s must be in (0, 60], got {time_limit!r}")
+    if not isinstance(memory, int) or not 16 <= memory <= 16384:
+        raise TestSpecError(f"tests.memory_limit_mb must be an integer in [16, 16384], got {memory!r}")
+    if tol is not None and (not isinstance(tol, (int, float)) or tol < 0):
+        raise TestSpecError(f"tests.float_tol must be null or a non-negative number, got {tol!r}")
+    return TestSpec(kind, tuple(cases), float(time_limit), memory, tol, fn_name)
+
+
+def extract_code(completion: str | None, *, think_prefilled: bool = False) -> tuple[str | None, str]:
+    """The last fenced code block after the reasoning, or ``(None, why)``.
+
+    A block inside the reasoning is never the answer, and an unclosed think
+    block has no answer at all. A last block in another language (```cpp)
+    is reported as such: we only run Python.
+    """
+    split = split_completion(completion, think_prefilled=think_prefilled)
+    if not split.closed or split.summary is None:
+        return None, "no final answer: the think block is never closed"
+    blocks = _FENCE.findall(split.summary)
+    if not blocks:
+        return None, "no fenced code block after the reasoning"
+    _, lang, body = blocks[-1]
+    if lang.lower() not in PYTHON_LANGS:
+        return None, f"last code block is {lang!r}; only Python is run"
+    if not body.strip():
+        return None, "last code block is empty"
+    return body, ""
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare_stdout(actual: str, expected: str, float_tol: float | None = None) -> str | None:
+    """None when equal under DESIGN.md's rules, else why not.
+
+    Line by line, each line as whitespace-split tokens: CRLF, trailing spaces
+    and trailing blank lines don't matter; case does; with ``float_tol``,
+    numeric tokens match within that relative tolerance.
+    """
+    got, want = _lines(actual), _lines(expected)
+    for i, (g, w) in enumerate(zip(got, want), 1):
+        if g != w and not (float_tol is not None and _tokens_close(g, w, float_tol)):
+            return f"line {i}: expected {_clip(' '.join(w))!r}, got {_clip(' '.join(g))!r}"
+    if len(got) != len(want):
+        return f"expected {len(want)} lines, got {len(got)}"
+    return None
+
+
+def _lines(text: str) -> list[list[str]]:
+    lines = [line.split() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _tokens_close(got: list[str], want: list[str], tol: float) -> bool:
+    if len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        if g == w:
+            continue
+        try:
+            gf, wf = float(g), float(w)
+        except ValueError:
+            return False
+        if not (math.isfinite(gf) and math.isfinite(wf)) or not math.isclose(gf, wf, rel_tol=tol, abs_tol=tol * 1e-6):
+            return False
+    return True
+
+
+def values_equal(got: Any, want: Any, float_tol: float | None = None) -> bool:
+    """Plain-data equality of JSON values: bool is not int, floats within ``float_tol``."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return type(got) is type(want) and got == want
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        if float_tol is not None and (isinstance(want, float) or isinstance(got, float)):
+            return math.isclose(got, want, rel_tol=float_tol, abs_tol=float_tol * 1e-6)
+        return got == want
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(values_equal(g, w, float_tol) for g, w in zip(got, want))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(values_equal(got[k], want[k], float_tol) for k in want)
+    return type(got) is type(want) and got == want
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify_code(
+    completion: str | None,
+    tests: str | Mapping[str, Any],
+    *,
+    think_prefilled: bool = False,
+    pool: SandboxPool | None = None,
+    output_limit_bytes: int = OUTPUT_LIMIT_BYTES,
+) -> dict[str, Any]:
+    """Verdict ``{outcome, score, detail}`` of the completion's code on ``tests``.
+
+    Never raises for bad input: an invalid spec or a failed sandbox is an
+    ``error`` verdict (score None).
+    """
+    try:
+        spec = parse_tests(tests)
+    except TestSpecError as exc:
+        return verdict("error", detail=f"bad test spec: {exc}")
+    code, why = extract_code(completion, think_prefilled=think_prefilled)
+    if code is None:
+        return verdict("unparseable", detail=why)
+    pool = pool or default_pool()
+    try:
+        with pool.zygote() as zygote:
+            for index, case in enumerate(spec.cases):
+                execution = zygote.run(_request(code, spec, case, output_limit_bytes))
+                failure = _judge(execution, spec, case)
+                if failure is not None:
+                    outcome, detail = failure
+                    where = f"test {index + 1}/{len(spec.cases)}: " if outcome != "error" else ""
+                    return verdict(outcome, detail=where + detail)
+    except SandboxError as exc:
+        return verdict("error", detail=f"sandbox failed: {exc}")
+    return verdict("correct", detail=f"passed {len(spec.cases)}/{len(spec.cases)} tests")
+
+
+def verify_code_batch(
+    completions: Sequence[str | None],
+    tests: Sequence[str | Mapping[str, Any]],
+    *,
+    workers: int | None = None,
+    think_prefilled: bool = False,
+    on_done: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``verify_code`` over many records, ``workers`` at a time (default: one per CPU).
+
+    Threads suffice: the work happens in the zygotes' children. ``on_done(i)``
+    is called as record ``i`` finishes (for progress bars).
+    """
+    if len(completions) != len(tests):
+        raise ValueError(f"{len(completions)} completions but {len(tests)} test specs")
+    pool = SandboxPool(workers) if workers else default_pool()
+    results: list[dict[str, Any]] = [None] * len(completions)  # type: ignore[list-item]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=pool.size) as executor:
+            futures = {
+                executor.submit(verify_code, c, t, think_prefilled=think_prefilled, pool=pool): i
+                for i, (c, t) in enumerate(zip(completions, tests))
+            }
+            for future in concurrent.futures.as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()
+                if on_done:
+                    on_done(i)
+    finally:
+        if workers:
+            pool.close()
+    return results
+
+
+def _request(code: str, spec: TestSpec, case: Mapping[str, Any], output_limit: int) -> dict[str, Any]:
+    request = {
+        "code": code,
+        "mode": "stdin" if spec.kind == "stdin_stdout" else "call",
+        "cpu_limit_s": math.ceil(spec.time_limit_s),
+        "wall_limit_s": 2 * spec.time_limit_s + 1,
+        "memory_limit_mb": spec.memory_limit_mb,
+        "output_limit_bytes": output_limit,
+        "nproc": NPROC_LIMIT,
+        "tmpfs_mb": TMPFS_MB,
+    }
+    if spec.kind == "stdin_stdout":
+        request["stdin"] = case.get("input", "")
+    else:
+        request["fn_name"] = spec.fn_name
+        request["args_json"] = json.dumps(case.get("args", []))
+    return request
+
+
+def _judge(ex: Execution, spec: TestSpec, case: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(outcome, detail) for a failed execution, None when the case passed."""
+    if ex.status == "sandbox_error":
+        return "error", f"sandbox failed: {ex.detail}"
+    if ex.status == "wall_timeout":
+        return "timeout", f"wall clock over {2 * spec.time_limit_s + 1:g}s"
+    if ex.cpu_s > spec.time_limit_s or ex.signal in (24, 9) and ex.cpu_s >= math.ceil(spec.time_limit_s):
+        return "timeout", f"CPU time {ex.cpu_s:.2f}s over {spec.time_limit_s:g}s"
+    if ex.exception == "MemoryError":
+        return "memory", f"MemoryError under the {spec.memory_limit_mb} MB limit"
+    if ex.stdout_size >= ex.output_limit_bytes > 0:
+        return "runtime_error", f"output over the {ex.output_limit_bytes >> 20} MB cap"
+    if ex.status == "signaled":
+        return "runtime_error", f"killed by signal {ex.signal}"
+    if ex.exit_code:
+        tail = ex.stderr.decode("utf-8", "replace").strip().splitlines()
+        return "runtime_error", f"exit code {ex.exit_code}" + (f": {_clip(tail[-1])}" if tail else "")
+    if spec.kind == "stdin_stdout":
+        why = compare_stdout(ex.stdout.decode("utf-8", "replace"), case["output"], spec.float_tol)
+        return ("incorrect", why) if why else None
+    if ex.unserialisable:
+        return "incorrect", f"return value is not JSON data ({_clip(ex.unserialisable)})"
+    if not ex.returned:
+        return "runtime_error", "no return value reported"
+    if not values_equal(ex.value, case["expected"], spec.float_tol):
+        return "incorrect", f"expected {_clip(json.dumps(case['expected']))}, got {_clip(json.dumps(ex.value))}"
+    return None
