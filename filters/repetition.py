@@ -1,0 +1,102 @@
+"""``repetition``: repeated lines/paragraphs, a dominant n-gram, a looping tail.
+
+The classic failure of long chain-of-thought is a generation that falls into
+a loop and repeats the same sentence until it hits the token limit. Three
+signals, cheapest first:
+
+- ``looping_tail``: the last ``tail_unit_chars`` characters occur at least
+  ``min_tail_repeats`` times in the last ``tail_window_chars`` — an exact loop
+  at the end of the text. (``str.count`` in C; natural text does not end
+  with the same 64 characters four times in a row. A short period such as
+  "1 1 1 …" still counts: non-overlapping copies of the unit tile the loop.)
+- ``duplicate_lines`` / ``duplicate_paragraphs``: share of characters in
+  lines (paragraphs) that repeat an earlier one (Gopher, Rae et al. 2021,
+  "repetition removal"), with blank lines ignored.
+- ``top_ngram``: share of words covered by the most frequent word n-gram
+  (Gopher's top-n-gram coverage, by words rather than characters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Mapping
+
+from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def duplicate_share(parts: list[str]) -> float:
+    """Share of characters in ``parts`` that repeat an earlier part (empty parts ignored)."""
+    seen: set[str] = set()
+    total = dup = 0
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        total += len(part)
+        if part in seen:
+            dup += len(part)
+        else:
+            seen.add(part)
+    return dup / total if total else 0.0
+
+
+def top_ngram_share(words: list[str], n: int) -> float:
+    """Share of words covered by the most frequent word n-gram (overlaps counted once per occurrence)."""
+    if len(words) < 2 * n:
+        return 0.0
+    grams = Counter(zip(*(words[i:] for i in range(n))))
+    count = grams.most_common(1)[0][1]
+    if count < 2:
+        return 0.0
+    return min(1.0, count * n / len(words))
+
+
+class RepetitionFilter(RowFilter):
+    """Reasons: ``looping_tail``, ``duplicate_lines``, ``duplicate_paragraphs``, ``top_ngram``."""
+
+    name = "repetition"
+
+    def __init__(
+        self,
+        *,
+        max_duplicate_line_share: float | None = 0.3,
+        max_duplicate_paragraph_share: float | None = 0.3,
+        top_ngram: int = 4,
+        max_top_ngram_share: float | None = 0.15,
+        min_tail_repeats: int | None = 4,
+        tail_unit_chars: int = 64,
+        tail_window_chars: int = 4000,
+    ):
+        self.max_duplicate_line_share = max_duplicate_line_share
+        self.max_duplicate_paragraph_share = max_duplicate_paragraph_share
+        self.top_ngram = top_ngram
+        self.max_top_ngram_share = max_top_ngram_share
+        self.min_tail_repeats = min_tail_repeats
+        self.tail_unit_chars = tail_unit_chars
+        self.tail_window_chars = tail_window_chars
+
+    def check(self, record: Mapping[str, Any]) -> Decision:
+        text = reasoning_of(record).rstrip()
+        if not text:
+            return KEEP
+        if self.min_tail_repeats is not None and len(text) >= self.tail_unit_chars * self.min_tail_repeats:
+            unit = text[-self.tail_unit_chars:]
+            repeats = text[-self.tail_window_chars:].count(unit)
+            if repeats >= self.min_tail_repeats:
+                return drop("looping_tail", f"last {self.tail_unit_chars} chars repeat {repeats}x in the last {self.tail_window_chars}")
+        if self.max_duplicate_line_share is not None:
+            share = duplicate_share(text.split("\n"))
+            if share > self.max_duplicate_line_share:
+                return drop("duplicate_lines", f"{share:.2f} of line chars repeat > {self.max_duplicate_line_share}")
+        if self.max_duplicate_paragraph_share is not None:
+            share = duplicate_share(_BLANK_LINE.split(text))
+            if share > self.max_duplicate_paragraph_share:
+                return drop("duplicate_paragraphs", f"{share:.2f} of paragraph chars repeat > {self.max_duplicate_paragraph_share}")
+        if self.max_top_ngram_share is not None:
+            share = top_ngram_share(text.split(), self.top_ngram)
+            if share > self.max_top_ngram_share:
+                return drop("top_ngram", f"top {self.top_ngram}-gram covers {share:.2f} of words > {self.max_top_ngram_share}")
+        return KEEP

@@ -1,0 +1,202 @@
+"""The runner: applies the filter chain to a list of records and counts drops.
+
+``run_filters(rows, config)`` returns every row, each with
+
+- ``drop``: ``None`` (kept) or ``"<filter>:<reason>"`` of the *first* filter
+  that dropped it (later filters only see the rows still kept), and
+- ``drop_detail``: the measured value and threshold behind that drop,
+
+plus the stats for the manifest::
+
+    {"total": n, "kept": k,
+     "dropped": {"<filter>/<reason>": count, ...},   # metric keys dropped/<filter>/<reason>
+     "filters": [...], "seconds": {"<filter>": s, ...},
+     "length_counter": "approx" | "tokenizer:<path>", "skipped": {...}}
+
+Order is cheap → expensive, and problems before samples: ``decontam`` and
+``dedup`` judge each *problem* once (all its samples share the decision,
+see ``filters.dedup``) over the whole list — never one shard at a time —
+then the per-sample filters ``length``, ``answer``, ``code_block``,
+``paragraph``, ``repetition`` and finally ``language`` (fastText per
+sentence, the most expensive).
+
+Rows that carry only ``completion`` get ``reasoning``/``summary`` from
+``datagen.records.split_completion`` (the same split generation uses);
+``language`` defaults to ``en``. The input rows are not modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+from datagen.records import split_completion
+
+from filters.answer import AnswerFilter
+from filters.base import DatasetFilter, Decision, RowFilter
+from filters.code_block import CodeBlockFilter
+from filters.config import FiltersConfig
+from filters.decontam import DecontamFilter, load_benchmarks
+from filters.dedup import DedupFilter
+from filters.language import LanguageMixFilter
+from filters.length import LengthFilter
+from filters.paragraph import ParagraphFilter
+from filters.repetition import RepetitionFilter
+
+log = logging.getLogger(__name__)
+
+#: Every filter, in the order the chain runs them.
+FILTER_NAMES: tuple[str, ...] = (
+    "decontam", "dedup", "length", "answer", "code_block", "paragraph", "repetition", "language",
+)
+#: Rows handed to a row filter's ``check_batch`` at once (progress granularity).
+BATCH = 256
+
+
+def _settings(section: Any) -> dict[str, Any]:
+    return section.model_dump(exclude={"enabled"})
+
+
+def build_filter(name: str, config: FiltersConfig) -> RowFilter | DatasetFilter:
+    """One filter from its config section (benchmark files are read here, once)."""
+    s = _settings(getattr(config, name))
+    if name == "decontam":
+        if not s["benchmarks"]:
+            raise ValueError("decontam: no benchmark files configured; set decontam.benchmarks in the config")
+        return DecontamFilter(load_benchmarks(s["benchmarks"]), ngram=s["ngram"])
+    if name == "dedup":
+        return DedupFilter(**s)
+    if name == "length":
+        return LengthFilter(**s)
+    if name == "answer":
+        return AnswerFilter()
+    if name == "code_block":
+        return CodeBlockFilter(**s)
+    if name == "paragraph":
+        return ParagraphFilter(**s)
+    if name == "repetition":
+        return RepetitionFilter(**s)
+    if name == "language":
+        return LanguageMixFilter(**s)
+    raise ValueError(f"unknown filter {name!r}; choose from {', '.join(FILTER_NAMES)}")
+
+
+def build_filters(config: FiltersConfig, names: Sequence[str] | None = None) -> tuple[list, dict[str, str]]:
+    """The chain in ``FILTER_NAMES`` order -> (filters, skipped {name: why}).
+
+    With ``names=None`` every enabled filter runs, except ``decontam`` when
+    no benchmark is configured (reported in ``skipped``). Naming a filter
+    explicitly runs it even if disabled in the config.
+    """
+    unknown = [n for n in (names or []) if n not in FILTER_NAMES]
+    if unknown:
+        raise ValueError(f"unknown filter(s) {', '.join(unknown)}; choose from {', '.join(FILTER_NAMES)}")
+    chosen, skipped = [], {}
+    for name in FILTER_NAMES:
+        if names is not None:
+            if name in names:
+                chosen.append(build_filter(name, config))
+            continue
+        if not getattr(config, name).enabled:
+            skipped[name] = "disabled in config"
+        elif name == "decontam" and not config.decontam.benchmarks:
+            skipped[name] = "no benchmark files configured"
+        else:
+            chosen.append(build_filter(name, config))
+    return chosen, skipped
+
+
+def prepare(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``row`` with ``reasoning``/``summary`` split from ``completion`` when both are absent."""
+    out = dict(row)
+    if out.get("reasoning") is None and out.get("summary") is None and out.get("completion") is not None:
+        split = split_completion(out["completion"])
+        out["reasoning"], out["summary"] = split.reasoning, split.summary
+    return out
+
+
+def run_filters(
+    rows: Sequence[Mapping[str, Any]],
+    config: FiltersConfig | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the chain over ``rows`` (the whole dataset) -> (rows with ``drop``, stats). See module docstring."""
+    config = config or FiltersConfig()
+    filters, skipped = build_filters(config, names)
+    out = [prepare(r) for r in rows]
+    for row in out:
+        row["drop"] = None
+        row["drop_detail"] = None
+    dropped: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
+    bar = _Progress(len(out) * len(filters)) if progress else None
+    try:
+        for flt in filters:
+            alive = [r for r in out if r["drop"] is None]
+            start = time.perf_counter()
+            if isinstance(flt, DatasetFilter):
+                decisions = flt.check_all(alive)
+                if bar:
+                    bar.advance(flt.name, len(out))
+            else:
+                decisions = []
+                for i in range(0, len(alive), BATCH):
+                    decisions.extend(flt.check_batch(alive[i:i + BATCH]))
+                    if bar:
+                        bar.advance(flt.name, len(alive[i:i + BATCH]))
+                if bar:
+                    bar.advance(flt.name, len(out) - len(alive))
+            seconds[flt.name] = time.perf_counter() - start
+            _apply(flt.name, alive, decisions, dropped)
+            log.info("filter %s: %d of %d rows dropped in %.2fs", flt.name,
+                     sum(1 for d in decisions if not d.keep), len(alive), seconds[flt.name])
+    finally:
+        if bar:
+            bar.close()
+    length = next((f for f in filters if isinstance(f, LengthFilter)), None)
+    stats = {
+        "total": len(out),
+        "kept": sum(1 for r in out if r["drop"] is None),
+        "dropped": dict(sorted(dropped.items())),
+        "filters": [f.name for f in filters],
+        "seconds": seconds,
+        "skipped": skipped,
+    }
+    if length is not None:
+        stats["length_counter"] = length.counter
+    return out, stats
+
+
+def _apply(name: str, rows: list[dict], decisions: list[Decision], dropped: Counter) -> None:
+    if len(decisions) != len(rows):
+        raise RuntimeError(f"filter {name} returned {len(decisions)} decisions for {len(rows)} rows")
+    for row, decision in zip(rows, decisions):
+        if not decision.keep:
+            row["drop"] = f"{name}:{decision.reason}"
+            row["drop_detail"] = decision.detail or None
+            dropped[f"{name}/{decision.reason}"] += 1
+
+
+class _Progress:
+    """A rich progress bar over rows × filters (only when asked for: the CLI)."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("filter {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeRemainingColumn(), transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("", total=total)
+
+    def advance(self, name: str, n: int) -> None:
+        self._progress.update(self._task, advance=n, description=name)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+__all__ = ["FILTER_NAMES", "build_filter", "build_filters", "prepare", "run_filters"]
