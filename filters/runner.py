@@ -108,9 +108,12 @@ def build_filters(config: FiltersConfig, names: Sequence[str] | None = None) -> 
     return chosen, skipped
 
 
-def prepare(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``row`` with ``reasoning``/``summary`` split from ``completion`` when both are absent."""
+def prepare(row: Mapping[str, Any], default_language: str = "en") -> dict[str, Any]:
+    """A copy of ``row`` with ``reasoning``/``summary`` split from ``completion`` when both are
+    absent, and ``language`` set to ``default_language`` when absent (the target language)."""
     out = dict(row)
+    if not out.get("language"):
+        out["language"] = default_language
     if out.get("reasoning") is None and out.get("summary") is None and out.get("completion") is not None:
         split = split_completion(out["completion"])
         out["reasoning"], out["summary"] = split.reasoning, split.summary
@@ -127,7 +130,7 @@ def run_filters(
     """Run the chain over ``rows`` (the whole dataset) -> (rows with ``drop``, stats). See module docstring."""
     config = config or FiltersConfig()
     filters, skipped = build_filters(config, names)
-    out = [prepare(r) for r in rows]
+    out = [prepare(r, config.language.default_language) for r in rows]
     for row in out:
         row["drop"] = None
         row["drop_detail"] = None
