@@ -129,14 +129,25 @@ def map_version(
     source: Manifest,
     writer: VersionWriter,
     fn: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], dict[str, Any]]],
+    *,
+    stage: str = "stage",
 ) -> dict[str, Any]:
     """Run ``fn`` over every shard of ``source`` as one task per shard; merged stats."""
-    futures = []
-    for i, shard in enumerate(source.shards):
-        futures.append(
-            map_shard.submit(store.root, shard.path, writer.dataset, writer.version, f"part-{i:05d}", fn)
-        )
-    return merge_stats(f.result() for f in futures)
+    from prefect.futures import as_completed
+
+    from flows.progress import report
+
+    futures = [
+        map_shard.submit(store.root, shard.path, writer.dataset, writer.version, f"part-{i:05d}", fn)
+        for i, shard in enumerate(source.shards)
+    ]
+    total = len(futures)
+    report(stage, 0, total)
+    results = []
+    for done, fut in enumerate(as_completed(futures), 1):
+        results.append(fut.result())
+        report(stage, done, total)
+    return merge_stats(results)
 
 
 def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:

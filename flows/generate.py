@@ -1,0 +1,178 @@
+"""``generate``: a problems version -> a generations version, n samples per problem.
+
+The problems are cut into deterministic shards (``datagen.generate.stage.plan_shards``:
+names from the problem ids and the config fingerprint). Each shard is one unit
+of work, done one of two ways:
+
+- in this flow run, one task per shard (the default; a worker with a GPU
+  runs them under the global concurrency limit ``gpu``);
+- fanned out across machines (``fan_out: true``): one run of the shard-level
+  deployment ``generate-shard/<name>`` per shard on the ``gpu`` work pool, so
+  N workers on N GPU boxes work on N shards at once.
+
+Either way a shard is written with its completion marker into the output
+version, a rerun skips finished shards, and this (parent) flow commits one
+version when all shards are done.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.generate.config import GenerateConfig
+from datagen.store import open_store
+from flows.common import logger, merge_stats, publish, retry_transient, stage_writer
+
+_BACKENDS: dict[str, Any] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+class GenerateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    input: str = "problems"
+    output: str = "generations"
+    generation: GenerateConfig
+    #: problems per shard (one task / one deployment run each)
+    shard_size: int = Field(64, ge=1)
+    #: only problems of these domains (None = all)
+    domains: list[str] | None = None
+    #: run each shard as a run of the shard deployment (scale-out across workers)
+    fan_out: bool = False
+    shard_deployment: str = "generate-shard/generate-shard-gpu"
+    #: occupy a slot of the global concurrency limit ``gpu`` while generating
+    gpu_limit: bool = True
+
+
+class ShardParams(BaseModel):
+    """Parameters of one shard (the shard-level deployment's parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    output: str
+    version: str
+    shard_name: str
+    generation: GenerateConfig
+    problems: list[dict[str, Any]]
+    gpu_limit: bool = True
+
+
+def backend_for(config: GenerateConfig):
+    """One backend (loaded model) per worker process and backend config."""
+    from datagen.generate.backends import make_backend
+
+    key = config.backend.model_dump_json()
+    with _BACKENDS_LOCK:
+        if key not in _BACKENDS:
+            _BACKENDS[key] = make_backend(config.backend)
+        return _BACKENDS[key]
+
+
+def run_shard(params: ShardParams) -> dict[str, Any]:
+    """Generate one shard into the output version unless it is already done; its stats."""
+    import contextlib
+    from collections import Counter
+
+    from datagen.generate.stage import generate_rows
+
+    store = open_store(params.root)
+    writer = store.writer(params.output, stage="_shard", version=params.version)
+    if writer.shard_done(params.shard_name):
+        info = writer.shard_info(params.shard_name)
+        return {"shards_skipped": 1, "samples": info.rows}
+    if params.gpu_limit:
+        from prefect.concurrency.sync import concurrency
+
+        guard = concurrency("gpu", occupy=1, strict=False)
+    else:
+        guard = contextlib.nullcontext()
+    with guard:
+        rows = generate_rows(params.problems, backend_for(params.generation), params.generation)
+    writer.write_shard(params.shard_name, rows)
+    finish = Counter(r["finish_reason"] for r in rows)
+    return {
+        "shards_generated": 1,
+        "samples": len(rows),
+        "problems": len(params.problems),
+        "finish_reason": dict(finish),
+        "completion_tokens": sum(r.get("completion_tokens") or 0 for r in rows),
+    }
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
+      tags=["gpu"])
+def generate_shard_task(params: ShardParams) -> dict[str, Any]:
+    return run_shard(params)
+
+
+@flow(name="generate-shard")
+def generate_shard_flow(params: ShardParams) -> dict[str, Any]:
+    """One shard as its own flow run (the unit the ``gpu`` pool's workers pick up)."""
+    return run_shard(params)
+
+
+def _via_deployment(name: str, params: ShardParams) -> dict[str, Any]:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name, parameters={"params": json.loads(params.model_dump_json())}, timeout=None,
+                         as_subflow=True)
+    if not run.state or not run.state.is_completed():
+        raise RuntimeError(f"shard {params.shard_name}: deployment run {run.id} ended {run.state}")
+    return run.state.result()
+
+
+@flow(name="generate")
+def generate_flow(params: GenerateParams) -> str:
+    """Generate n samples per problem of ``input``; returns the ``name@version`` written."""
+    from datagen.generate.stage import plan_shards
+    from flows.progress import report
+
+    store = open_store(params.root)
+    source = store.resolve(params.input)
+    config = params.model_dump(mode="json", exclude={"root", "input", "output", "fan_out", "shard_deployment",
+                                                     "gpu_limit"})
+    writer = stage_writer(store, params.output, stage="generate", parents=[source], config=config)
+    if writer.committed is not None:
+        logger().info("generate: %s already committed; nothing to do", writer.committed.ref)
+        return writer.committed.ref
+    lf = store.scan(source)
+    if params.domains:
+        import polars as pl
+
+        lf = lf.filter(pl.col("domain").is_in(params.domains))
+    problems = lf.collect().to_dicts()
+    shards = plan_shards(problems, params.generation, params.shard_size)
+    shard_params = [
+        ShardParams(root=store.root, output=writer.dataset, version=writer.version, shard_name=s.name,
+                    generation=params.generation, problems=s.problems, gpu_limit=params.gpu_limit)
+        for s in shards
+    ]
+    report("generate", 0, len(shards))
+    results = []
+    if params.fan_out:
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(shards)))) as pool:
+            for done, stats in enumerate(pool.map(lambda p: _via_deployment(params.shard_deployment, p),
+                                                  shard_params), 1):
+                results.append(stats)
+                report("generate", done, len(shards))
+    else:
+        from prefect.futures import as_completed
+
+        futures = [generate_shard_task.submit(p) for p in shard_params]
+        for done, fut in enumerate(as_completed(futures), 1):
+            results.append(fut.result())
+            report("generate", done, len(shards))
+    stats = {"generate": merge_stats(results)}
+    stats["generate"]["n"] = params.generation.n
+    manifest = writer.commit(stats=stats)
+    publish("generate", manifest, stats)
+    return manifest.ref

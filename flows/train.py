@@ -1,0 +1,124 @@
+"""``sft`` and ``grpo``: training on GPU workers, from dataset versions.
+
+A training run reads one version (SFT: chat ``messages``; GRPO: prompts with
+gold answers) and commits a *run* version whose rows are the logged metrics
+(one per logged step) and whose manifest carries the trained model's
+location, the training config and the final metrics — so a model is always
+traceable to the exact data version it was trained on.
+
+Both take a slot of the global concurrency limit ``gpu``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from datagen.store import open_store
+from flows.common import logger, publish, stage_writer
+from trainers.config import GRPOConfig, SFTConfig
+
+
+class SFTParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    input: str = "sft-mix"
+    output: str = "sft-runs"
+    sft: SFTConfig
+    gpu_limit: bool = True
+
+
+class GRPOParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    input: str = "grpo-prompts"
+    output: str = "grpo-runs"
+    grpo: GRPOConfig
+    gpu_limit: bool = True
+
+
+def _gpu(enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency("gpu", occupy=1, strict=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def _commit_run(writer, result, stage: str) -> str:
+    summary = asdict(result) if is_dataclass(result) else dict(vars(result))
+    history = summary.pop("history", []) or []
+    rows = [{k: _jsonable(v) for k, v in h.items()} for h in history]
+    if rows:
+        writer.write(rows)
+    stats = {stage: _jsonable({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}),
+             "final_metrics": _jsonable(summary.get("metrics", {}))}
+    manifest = writer.commit(stats=stats)
+    publish(stage, manifest, stats)
+    return manifest.ref
+
+
+@task(cache_policy=NO_CACHE)
+def sft_task(params: SFTParams) -> str:
+    from trainers.sft import train_sft
+
+    store = open_store(params.root)
+    source = store.resolve(params.input)
+    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
+    writer = stage_writer(store, params.output, stage="sft", parents=[source], config=config)
+    if writer.committed is not None:
+        logger().info("sft: %s already committed; nothing to do", writer.committed.ref)
+        return writer.committed.ref
+    rows = store.scan(source).select("messages").collect().to_dicts()
+    with _gpu(params.gpu_limit):
+        result = train_sft(params.sft, rows)
+    return _commit_run(writer, result, "sft")
+
+
+@task(cache_policy=NO_CACHE)
+def grpo_task(params: GRPOParams) -> str:
+    from trainers.grpo import train_grpo
+
+    store = open_store(params.root)
+    source = store.resolve(params.input)
+    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
+    writer = stage_writer(store, params.output, stage="grpo", parents=[source], config=config)
+    if writer.committed is not None:
+        logger().info("grpo: %s already committed; nothing to do", writer.committed.ref)
+        return writer.committed.ref
+    prompts = store.scan(source).collect().to_dicts()
+    with _gpu(params.gpu_limit):
+        result = train_grpo(params.grpo, prompts)
+    return _commit_run(writer, result, "grpo")
+
+
+@flow(name="sft")
+def sft_flow(params: SFTParams) -> str:
+    """Supervised fine-tuning on an SFT mix version; returns the run version."""
+    return sft_task(params)
+
+
+@flow(name="grpo")
+def grpo_flow(params: GRPOParams) -> str:
+    """GRPO on a prompt-set version; returns the run version."""
+    return grpo_task(params)
