@@ -8,7 +8,7 @@ tokenizers, and nothing can be downloaded here. This module builds them:
   chat-role markers) are single tokens, with a chat template (optionally one
   that pre-fills ``<think>``, like DeepSeek-R1's own). Saved with
   ``save_pretrained`` it loads back from a local path like any other.
-- ``build_model``: a randomly initialised Qwen2-style causal LM from a config.
+- ``build_model``: a randomly initialised Llama-style causal LM from a config.
 
 A character vocabulary keeps the models tiny and lets a toy task (arithmetic)
 be learned in minutes on a CPU.
@@ -94,12 +94,19 @@ def build_model(
     max_position_embeddings: int = 1024,
     seed: int = 0,
 ):
-    """A randomly initialised Qwen2-style causal LM sized for the tokenizer."""
+    """A randomly initialised Llama-style causal LM sized for the tokenizer.
+
+    Llama, not Qwen2: transformers 5 forces ``AutoTokenizer`` to its own
+    byte-level ``Qwen2Tokenizer`` for any ``qwen2`` model folder, which
+    silently drops this character tokenizer's spaces and newlines when a
+    ``save_tiny`` folder is loaded back; for ``llama`` it honours the saved
+    ``tokenizer.json``.
+    """
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(
+    config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size or hidden_size * 4,
@@ -112,7 +119,7 @@ def build_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = Qwen2ForCausalLM(config)
+    model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
