@@ -1,0 +1,120 @@
+"""LLM judge: does a response's final answer match the reference answer?
+
+For answers that rules cannot check (free-form QA, DeepSeek-R1's "generative
+reward model" in rejection sampling), a judge model reads the question, the
+reference answer and the response's *final answer* (the summary after
+``</think>``: the judge never sees the candidate's reasoning, which is long
+and could talk it into agreeing) through a prompt template in ``prompts/``,
+and must end with the line ``VERDICT: CORRECT`` or ``VERDICT: INCORRECT``.
+
+Parsing is strict: the last non-empty line of the judge's answer must be
+exactly one of those two, and no other line may carry a contradicting
+verdict. Anything else is the judge failing, so the outcome is ``error``
+(counted, never a score) — not ``incorrect``. A response without a final
+answer is ``unparseable`` (a judgement on the candidate, no model call); a
+row without a reference is ``error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Mapping, Sequence
+
+from datagen.generate.backends.base import Backend, GenRequest
+from datagen.generate.config import SamplingConfig
+from datagen.generate.prompts import load_template, render_prompt
+from datagen.records import split_completion, verdict
+
+log = logging.getLogger(__name__)
+
+#: Greedy decoding: a verdict should not depend on the sampling seed. The
+#: budget leaves room for a reasoning judge to think before its verdict.
+JUDGE_SAMPLING = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=4096)
+
+_VERDICT_LINE = re.compile(r"^VERDICT: (CORRECT|INCORRECT)$")
+_ANY_VERDICT = re.compile(r"VERDICT:\s*(CORRECT|INCORRECT)\b", re.I)
+
+
+def parse_judge_output(text: str | None, *, think_prefilled: bool = False) -> tuple[bool | None, str]:
+    """Strictly parse a judge's output -> (True/False, detail), or (None, why not)."""
+    if text is None:
+        return None, "judge returned no text"
+    split = split_completion(text, think_prefilled=think_prefilled)
+    if split.summary is None:
+        return None, "judge output ended inside its reasoning"
+    lines = [line.strip() for line in split.summary.splitlines() if line.strip()]
+    if not lines:
+        return None, "judge output is empty"
+    match = _VERDICT_LINE.match(lines[-1])
+    if match is None:
+        return None, f"no verdict line; last line: {lines[-1][:120]!r}"
+    said = {m.upper() for m in _ANY_VERDICT.findall(split.summary)}
+    if len(said) > 1:
+        return None, "judge gave contradicting verdicts"
+    return match.group(1) == "CORRECT", lines[-1]
+
+
+def _response_of(row: Mapping[str, Any]) -> str | None:
+    """The final answer part of a row's completion (its summary)."""
+    if row.get("summary") is not None:
+        return row["summary"]
+    return split_completion(row.get("completion")).summary
+
+
+def verify_judge(
+    rows: Sequence[Mapping[str, Any]],
+    backend: Backend,
+    *,
+    template: str = "judge.v1",
+    sampling: SamplingConfig = JUDGE_SAMPLING,
+    prompts_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """Judge each row's final answer against its ``answer``; one verdict dict per row.
+
+    Rows need ``prompt``, ``answer`` (the reference) and ``summary`` or
+    ``completion``. All judge requests go to the backend in one batch.
+    """
+    load_template(template, prompts_dir)  # fail on a bad template before any model call
+    verdicts: list[dict[str, Any] | None] = [None] * len(rows)
+    pending: list[int] = []
+    requests: list[GenRequest] = []
+    for i, row in enumerate(rows):
+        reference = row.get("answer")
+        if reference is None or not str(reference).strip():
+            verdicts[i] = verdict("error", detail="no reference answer to judge against")
+            continue
+        response = _response_of(row)
+        if response is None or not response.strip():
+            verdicts[i] = verdict("unparseable", detail="response has no final answer")
+            continue
+        rendered = render_prompt(
+            template, {"prompt": row["prompt"], "answer": str(reference), "response": response},
+            prompts_dir=prompts_dir,
+        )
+        if isinstance(rendered, str):
+            requests.append(GenRequest(prompt=rendered, n=1, sampling=sampling))
+        else:
+            requests.append(GenRequest(messages=rendered, n=1, sampling=sampling))
+        pending.append(i)
+    if requests:
+        results = backend.generate(requests)
+        for i, result in zip(pending, results):
+            out = result.outputs[0]
+            if out.finish_reason == "error":
+                verdicts[i] = verdict("error", detail=f"judge request failed: {out.error}")
+                continue
+            decision, detail = parse_judge_output(out.text, think_prefilled=bool(result.think_prefilled))
+            if decision is None:
+                verdicts[i] = verdict("error", detail=f"unparseable judge output ({backend.name}): {detail}")
+            else:
+                verdicts[i] = verdict("correct" if decision else "incorrect", detail=f"{backend.name}: {detail}")
+    return verdicts  # type: ignore[return-value]
+
+
+def judge_one(
+    prompt: str, response: str, reference: str, backend: Backend, *, template: str = "judge.v1", **kwargs: Any
+) -> dict[str, Any]:
+    """Judge a single (question, response, reference) triple; ``response`` may include its reasoning."""
+    return verify_judge([{"prompt": prompt, "completion": response, "answer": reference}], backend,
+                        template=template, **kwargs)[0]
