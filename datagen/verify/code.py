@@ -70,7 +70,7 @@ TMPFS_MB = 64
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
 
 
-class TestSpecError(ValueError):
+class InvalidTestSpec(ValueError):
     """The ``tests`` field is not a valid test spec; the message says what is wrong."""
 
 
@@ -85,41 +85,41 @@ class TestSpec:
 
 
 def parse_tests(tests: str | Mapping[str, Any]) -> TestSpec:
-    """Parse and check a test spec (JSON string or dict). Raises ``TestSpecError``."""
+    """Parse and check a test spec (JSON string or dict). Raises ``InvalidTestSpec``."""
     if isinstance(tests, str):
         try:
             tests = json.loads(tests)
         except ValueError as exc:
-            raise TestSpecError(f"tests is not valid JSON: {exc}") from None
+            raise InvalidTestSpec(f"tests is not valid JSON: {exc}") from None
     if not isinstance(tests, Mapping):
-        raise TestSpecError(f"tests must be a JSON object, got {type(tests).__name__}")
+        raise InvalidTestSpec(f"tests must be a JSON object, got {type(tests).__name__}")
     kind = tests.get("kind")
     if kind not in ("stdin_stdout", "call"):
-        raise TestSpecError(f"tests.kind must be 'stdin_stdout' or 'call', got {kind!r}")
+        raise InvalidTestSpec(f"tests.kind must be 'stdin_stdout' or 'call', got {kind!r}")
     cases = tests.get("cases")
     if not isinstance(cases, list) or not cases:
-        raise TestSpecError("tests.cases must be a non-empty list")
+        raise InvalidTestSpec("tests.cases must be a non-empty list")
     for i, case in enumerate(cases):
         if not isinstance(case, Mapping):
-            raise TestSpecError(f"tests.cases[{i}] must be an object")
+            raise InvalidTestSpec(f"tests.cases[{i}] must be an object")
         if kind == "stdin_stdout":
             if not isinstance(case.get("input", ""), str) or not isinstance(case.get("output"), str):
-                raise TestSpecError(f"tests.cases[{i}] needs string 'output' (and optional string 'input')")
+                raise InvalidTestSpec(f"tests.cases[{i}] needs string 'output' (and optional string 'input')")
         else:
             if not isinstance(case.get("args", []), list) or "expected" not in case:
-                raise TestSpecError(f"tests.cases[{i}] needs 'expected' (and 'args' as a list)")
+                raise InvalidTestSpec(f"tests.cases[{i}] needs 'expected' (and 'args' as a list)")
     fn_name = tests.get("fn_name")
     if kind == "call" and not (isinstance(fn_name, str) and fn_name.isidentifier()):
-        raise TestSpecError("tests.fn_name must name a function for kind 'call'")
+        raise InvalidTestSpec("tests.fn_name must name a function for kind 'call'")
     time_limit = tests.get("time_limit_s", 2.0)
     memory = tests.get("memory_limit_mb", 512)
     tol = tests.get("float_tol")
     if not isinstance(time_limit, (int, float)) or not 0 < time_limit <= 60:
-        raise TestSpecError(f"tests.time_limit_s must be in (0, 60], got {time_limit!r}")
+        raise InvalidTestSpec(f"tests.time_limit_s must be in (0, 60], got {time_limit!r}")
     if not isinstance(memory, int) or not 16 <= memory <= 16384:
-        raise TestSpecError(f"tests.memory_limit_mb must be an integer in [16, 16384], got {memory!r}")
+        raise InvalidTestSpec(f"tests.memory_limit_mb must be an integer in [16, 16384], got {memory!r}")
     if tol is not None and (not isinstance(tol, (int, float)) or tol < 0):
-        raise TestSpecError(f"tests.float_tol must be null or a non-negative number, got {tol!r}")
+        raise InvalidTestSpec(f"tests.float_tol must be null or a non-negative number, got {tol!r}")
     return TestSpec(kind, tuple(cases), float(time_limit), memory, tol, fn_name)
 
 
@@ -222,7 +222,7 @@ def verify_code(
     """
     try:
         spec = parse_tests(tests)
-    except TestSpecError as exc:
+    except InvalidTestSpec as exc:
         return verdict("error", detail=f"bad test spec: {exc}")
     code, why = extract_code(completion, think_prefilled=think_prefilled)
     if code is None:
