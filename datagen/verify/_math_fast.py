@@ -13,8 +13,8 @@ and a few functions with a delimited argument. Anything else raises
 understands.
 
 Semantics follow latex2sympy2_extended where they overlap (``e`` is Euler's
-number, ``i`` a variable, ``\\log`` base 10), so the fast and symbolic paths
-agree.
+number, ``\\log`` base 10), so the fast and symbolic paths agree; ``i`` is
+the imaginary unit on both paths (the worker substitutes it).
 
 Values are exact ``Fraction`` while only integers and rationals are involved
 (so 1000000007 and 1000000008 never look "close"), and ``complex`` floats
@@ -232,6 +232,8 @@ class _Parser:
     def _var(self, name: str) -> Value:
         if name == "e":
             return complex(math.e)
+        if name == "i":
+            return 1j  # in a final answer, i is the imaginary unit (3 + 4i)
         self.free.add(name)
         if self.env is None:
             raise _NeedsEnv(name)
@@ -325,7 +327,7 @@ def evaluate(text: str, env: dict[str, complex] | None = None) -> tuple[Value, f
         value = parser.parse()
     except _NeedsEnv:
         # collect every free variable, then report them
-        names = {t[1] for t in tokens if t[0] == "var" and t[1] != "e"}
+        names = {t[1] for t in tokens if t[0] == "var" and t[1] not in "ei"}
         names |= {t[1][1:] for t in tokens if t[0] == "cmd" and t[1][1:] in _GREEK}
         raise NeedsVariables(frozenset(names)) from None
     except (RecursionError, IndexError) as exc:
@@ -381,7 +383,7 @@ def fast_equal(a: str, b: str, rel_tol: float) -> bool | None:
 
 def _free_names(text: str) -> frozenset[str]:
     tokens = tokenize(text)
-    names = {t[1] for t in tokens if t[0] == "var" and t[1] != "e"}
+    names = {t[1] for t in tokens if t[0] == "var" and t[1] not in "ei"}
     names |= {t[1][1:] for t in tokens if t[0] == "cmd" and t[1][1:] in _GREEK}
     return frozenset(names)
 

@@ -152,8 +152,12 @@ def _symbolic_eq_factory():
     from datagen.verify import _math_fast as fast
     from datagen.verify.math import REL_TOL
 
+    imaginary = sympy.Symbol("i")
+
     def to_sympy(text: str):
-        return latex2sympy(text)
+        expr = latex2sympy(text)
+        # i is the imaginary unit in a final answer, as on the fast path
+        return expr.subs(imaginary, sympy.I) if isinstance(expr, sympy.Basic) else expr
 
     def eq(x: str, y: str) -> bool | None:
         quick = fast.fast_equal(x, y, REL_TOL)

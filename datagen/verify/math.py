@@ -117,7 +117,9 @@ def _final_answers(summary: str | None) -> list[str]:
         # "so the area is 12 cm^2" -> "12 cm^2"; "thus $x = 5$" -> "x = 5"
         parts = re.split(r"\s(?:is|equals|are)\s", rest)
         return [parts[-1].strip()] if parts[-1].strip() else []
-    if len(lines) == 1 and len(last) <= 80 and not re.search(r"[a-zA-Z]{4,}\s+[a-zA-Z]{4,}\s+[a-zA-Z]{4,}", _strip_math(last)):
+    # A bare one-line summary ("$\\frac{5}{6}$", "x = 5", "10 apples") is the
+    # answer; a one-line sentence ("See the reasoning above.") is not.
+    if len(lines) == 1 and len(last) <= 80 and len(re.findall(r"[A-Za-z]{2,}", _strip_math(last))) <= 2:
         ans = _trim_sentence(last)
         return [ans] if ans else []
     return []
@@ -147,7 +149,7 @@ _UNICODE = {
     "≤": "\\le ", "≥": "\\ge ", "∅": "\\emptyset ", "·": "\\cdot ", "⋅": "\\cdot ",
 }
 _TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|textnormal|hbox)\s*(?=\{)")
-_SPACES = re.compile(r"\\[,;: ]|\\quad|\\qquad|~")
+_SPACES = re.compile(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~")  # not the `\\\\ ` of a matrix row
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ|\s*\bdegrees?\b")
 _PERCENT = re.compile(r"\\%|%|\s*\bpercent\b")
 _EMPTY = re.compile(r"^(?:\\emptyset|\\varnothing|\\\{\s*\\\}|\{\s*\}|none|no\s+solutions?|no\s+real\s+solutions?)$", re.I)
@@ -280,6 +282,9 @@ def _normalize(raw: str) -> tuple[str, dict]:
     if boxed:
         s = boxed[-1]
     s = s.strip()
+    if "\\$" in s:  # a dollar amount, before `$` math delimiters are dropped
+        s = s.replace("\\$", " ")
+        flags["unit"] = "dollars"
     for pre, post in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(pre) and s.endswith(post) and len(s) >= len(pre) + len(post):
             s = s[len(pre):len(s) - len(post)]
@@ -287,9 +292,6 @@ def _normalize(raw: str) -> tuple[str, dict]:
     s = re.sub(r"\\(?:displaystyle|textstyle|left\.|right\.|left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])", "", s)
     s = re.sub(r"\\[dt]frac(?![a-zA-Z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
-    if "\\$" in s:
-        s = s.replace("\\$", " ")
-        flags["unit"] = "dollars"
     if _DEGREES.search(s):
         s = _DEGREES.sub(" ", s)
         flags["degrees"] = True
@@ -302,7 +304,7 @@ def _normalize(raw: str) -> tuple[str, dict]:
     s = re.sub(r"\\(?:le|leq|leqslant)(?![a-zA-Z])", "<=", s)
     s = re.sub(r"\\(?:ge|geq|geqslant)(?![a-zA-Z])", ">=", s)
     s = re.sub(r"\\varnothing(?![a-zA-Z])", "\\\\emptyset", s)
-    s = s.replace("**", "^")
+    s = s.replace("**", "^").replace("{,}", ",")
     s = " ".join(s.split())
     s = s.rstrip(".").strip()
     bracketed = bool(s) and s[0] in "([{\\" and s[-1] in ")]}"
@@ -554,6 +556,11 @@ def _dedupe(items: tuple) -> tuple:
 
 def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     """Is answer ``a`` the gold ``g``? None: the cheap path cannot tell."""
+    # `y = 2x - 3` against `2x - y = 3`: the assignment is an equation after all
+    if isinstance(g, Equation) and isinstance(a, tuple) and isinstance(a[1], Scalar):
+        a = Equation(a[0], a[1].text)
+    if isinstance(a, Equation) and isinstance(g, tuple) and isinstance(g[1], Scalar):
+        g = Equation(g[0], g[1].text)
     g, a = _strip_assign(g), _strip_assign(a)
     if isinstance(g, Empty) or isinstance(a, Empty):
         return isinstance(g, Empty) and isinstance(a, Empty)
@@ -638,9 +645,9 @@ def _prepare(completion: str | None, answer: str | None):
 
 def judge_texts(gold: str, answers: list[str], eq: ScalarEq) -> bool | None:
     """Compare the stated answers (several are a set) with the gold text."""
-    g = parse_answer(gold)
+    g = _parse(gold)
     if len(answers) == 1:
-        a = parse_answer(answers[0])
+        a = _parse(answers[0])
     else:
         a = SetOf(tuple(parse_answer(x) for x in answers), braced=False)
     return _judge(g, a, eq)
