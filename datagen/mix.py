@@ -1,0 +1,289 @@
+"""Mix reasoning and non-reasoning samples into the SFT set, as chat messages.
+
+DeepSeek-R1's second SFT round used ~600k reasoning samples (rejection-sampled,
+verified, filtered) plus ~200k non-reasoning ones (writing, factual QA,
+self-cognition, translation; chain of thought only where the task warranted
+it): 800k, and the same 800k distilled the small dense models. This module
+builds that mix from two row sets:
+
+1. Each row becomes an assistant turn. A reasoning row needs its reasoning and
+   its summary (from the ``reasoning``/``summary`` columns, else split from
+   ``completion`` by ``records.split_completion``); a non-reasoning row needs a
+   response (``summary``, else the split ``completion``, else the reference
+   ``answer`` — a written reference answer is a response, as R1 reused
+   DeepSeek-V3's SFT data) and shows its chain of thought only if it has one.
+   Rows that lack what they need are skipped and counted by reason.
+2. The assistant text is either R1's ``<think>\\n{reasoning}\\n</think>\\n\\n{summary}``
+   or the cold-start readable format ``|special_token|{reasoning}|special_token|{summary}``.
+3. Exact duplicates (same normalized prompt and same assistant text) are
+   removed across both sets; the kept copy is the reasoning one, then the
+   smallest ``sample_id``, so the result does not depend on input order.
+4. Each part is cut to its target (counts, or a reasoning fraction of a total)
+   by a seeded per-row hash; when fewer rows exist than the target, all are
+   taken and the shortfall is recorded in the stats and logged — never silent.
+5. The union is shuffled with the seed (again by per-row hash, so it is
+   reproducible from the data alone).
+
+Output rows: ``problem_id``, ``sample_id``, ``source``, ``domain``,
+``language``, ``kind`` (``reasoning``/``non_reasoning``) and ``messages``, a
+``list<struct{role: str, content: str}>`` column (polars, pyarrow, Parquet and
+``datasets`` read it natively; ``messages_to_json``/``messages_from_json``
+convert one value for JSON-only consumers).
+
+Plain Python on polars, no Prefect; ``flows/mix.py`` calls ``mix``. Mix takes
+the rows it is given: accepting and filtering happened upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from datagen.records import normalize_prompt, split_completion
+from datagen.select import Rows, as_frame, stable_hash
+
+log = logging.getLogger(__name__)
+
+#: The Arrow/polars type of the ``messages`` column.
+MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+ROLES = ("system", "user", "assistant")
+KINDS = ("reasoning", "non_reasoning")
+OUTPUT_COLUMNS = ("problem_id", "sample_id", "source", "domain", "language", "kind", "messages")
+
+DEFAULT_REASONING_COUNT = 600_000
+DEFAULT_NON_REASONING_COUNT = 200_000
+
+
+class MixConfig(BaseModel):
+    """Mix settings (also the ``mix`` flow's parameters).
+
+    Targets are either counts (``reasoning_count``, ``non_reasoning_count``;
+    defaults 600k : 200k, R1's mix) or a ratio (``reasoning_fraction`` of
+    ``total``), not both.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reasoning_count: int = Field(DEFAULT_REASONING_COUNT, ge=0, description="reasoning samples to take")
+    non_reasoning_count: int = Field(DEFAULT_NON_REASONING_COUNT, ge=0, description="non-reasoning samples to take")
+    reasoning_fraction: float | None = Field(None, ge=0.0, le=1.0, description="share of reasoning samples in total")
+    total: int | None = Field(None, ge=0, description="total samples, with reasoning_fraction")
+    format: Literal["think_tags", "cold_start"] = Field(
+        "think_tags",
+        description="'think_tags': <think>\\nR\\n</think>\\n\\nS; "
+        "'cold_start': {special_token}R{special_token}S (R1's readable cold-start format)",
+    )
+    special_token: str = Field("|special_token|", min_length=1, description="delimiter of the cold_start format")
+    system_prompt: str | None = Field(None, description="system message put first in every conversation; none if null")
+    seed: int = Field(0, description="seed of the per-part sampling and the final shuffle")
+
+    @model_validator(mode="after")
+    def _counts_or_ratio(self) -> "MixConfig":
+        ratio_set = {"reasoning_fraction", "total"} & self.model_fields_set
+        counts_set = {"reasoning_count", "non_reasoning_count"} & self.model_fields_set
+        if ratio_set and counts_set:
+            raise ValueError(
+                f"set either counts ({', '.join(sorted(counts_set))}) or a ratio "
+                f"({', '.join(sorted(ratio_set))}), not both; drop one of them"
+            )
+        if ratio_set and (self.reasoning_fraction is None or self.total is None):
+            raise ValueError("a ratio needs both reasoning_fraction and total (e.g. reasoning_fraction=0.75, total=800000)")
+        return self
+
+    def targets(self) -> dict[str, int]:
+        """Target rows per kind: ``{"reasoning": r, "non_reasoning": nr}``."""
+        if self.reasoning_fraction is not None and self.total is not None:
+            reasoning = round(self.total * self.reasoning_fraction)
+            return {"reasoning": reasoning, "non_reasoning": self.total - reasoning}
+        return {"reasoning": self.reasoning_count, "non_reasoning": self.non_reasoning_count}
+
+
+@dataclasses.dataclass
+class MixResult:
+    """``rows``: the mixed, shuffled conversations (``OUTPUT_COLUMNS``). ``stats``: see ``mix``."""
+
+    rows: pl.DataFrame
+    stats: dict[str, Any]
+
+
+def assistant_text(reasoning: str | None, summary: str, config: MixConfig) -> str:
+    """The assistant turn: the summary, preceded by the reasoning in the configured format when there is one."""
+    if not reasoning:
+        return summary
+    if config.format == "think_tags":
+        return f"<think>\n{reasoning}\n</think>\n\n{summary}"
+    return f"{config.special_token}{reasoning}{config.special_token}{summary}"
+
+
+def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -> MixResult:
+    """Mix the two row sets into chat conversations (see the module docstring).
+
+    ``stats``: ``input`` (rows given per kind), ``skipped`` (kind -> reason ->
+    rows: ``no_reasoning``, ``no_summary``, ``no_response``),
+    ``duplicates_removed``, ``available`` (per kind, after skipping and
+    dedup), ``target``, ``taken``, ``shortfall`` (per kind, target − taken
+    when positive, else 0), ``rows``, ``by_kind``, ``by_source``,
+    ``by_domain`` and ``config``.
+    """
+    config = config or MixConfig()
+    parts, skipped, given = [], {}, {}
+    for kind, rows in (("reasoning", reasoning), ("non_reasoning", non_reasoning)):
+        frame = as_frame(rows)
+        given[kind] = frame.height
+        part, skipped[kind] = _conversations(frame, kind, config)
+        parts.append(part)
+    candidates = pl.concat(parts, how="vertical")
+
+    # Dedup: reasoning copy first, then smallest sample_id, whatever the input order.
+    before = candidates.height
+    candidates = (
+        candidates.with_columns(pl.col("kind").replace_strict({"reasoning": 0, "non_reasoning": 1}, return_dtype=pl.Int8).alias("_kind_order"))
+        .sort(["_key", "_kind_order", "sample_id"])
+        .unique(subset="_key", keep="first", maintain_order=True)
+        .drop("_kind_order")
+    )
+    duplicates = before - candidates.height
+
+    targets = config.targets()
+    available, taken, shortfall, chosen = {}, {}, {}, []
+    for kind in KINDS:
+        part = candidates.filter(pl.col("kind") == kind)
+        available[kind] = part.height
+        if part.height > targets[kind]:
+            rank = [stable_hash(config.seed, f"take:{key}") for key in part["_key"].to_list()]
+            part = part.with_columns(pl.Series("_rank", rank, dtype=pl.UInt64)).sort("_rank").head(targets[kind]).drop("_rank")
+        taken[kind] = part.height
+        shortfall[kind] = max(targets[kind] - part.height, 0)
+        if shortfall[kind]:
+            log.warning(
+                "mix: only %d %s samples available for a target of %d (shortfall %d)",
+                part.height, kind, targets[kind], shortfall[kind],
+            )
+        chosen.append(part)
+    mixed = pl.concat(chosen, how="vertical")
+    order = [stable_hash(config.seed, f"shuffle:{key}") for key in mixed["_key"].to_list()]
+    mixed = mixed.with_columns(pl.Series("_order", order, dtype=pl.UInt64)).sort("_order")
+    rows = mixed.with_columns(_messages_expr(config)).select(OUTPUT_COLUMNS)
+
+    stats = {
+        "input": given,
+        "skipped": skipped,
+        "duplicates_removed": duplicates,
+        "available": available,
+        "target": targets,
+        "taken": taken,
+        "shortfall": shortfall,
+        "rows": rows.height,
+        "by_kind": _counts(rows, "kind"),
+        "by_source": _counts(rows, "source"),
+        "by_domain": _counts(rows, "domain"),
+        "config": config.model_dump(),
+    }
+    log.info("mix: %d rows (%s), %d duplicates removed", rows.height, taken, duplicates)
+    return MixResult(rows=rows, stats=stats)
+
+
+def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[pl.DataFrame, dict[str, int]]:
+    """One candidate row per usable input row: ids, prompt, assistant text and dedup key."""
+    n = frame.height
+    for name in ("problem_id", "sample_id", "prompt"):
+        if name not in frame.columns:
+            raise ValueError(f"mix needs a {name!r} column in the {kind} rows; got columns {frame.columns}")
+
+    def column(name: str) -> list[Any]:
+        return frame[name].to_list() if name in frame.columns else [None] * n
+
+    prompts = column("prompt")
+    reasonings, summaries, completions, answers = column("reasoning"), column("summary"), column("completion"), column("answer")
+    keep, contents, keys = [], [], []
+    skipped: dict[str, int] = {}
+    for i in range(n):
+        reasoning, summary = reasonings[i], summaries[i]
+        if reasoning is None and summary is None and completions[i] is not None:
+            split = split_completion(completions[i])
+            reasoning, summary = split.reasoning, split.summary
+        if kind == "non_reasoning" and summary is None and completions[i] is None:
+            summary = answers[i]
+        reason = None
+        if kind == "reasoning" and not reasoning:
+            reason = "no_reasoning"
+        elif not summary:
+            reason = "no_summary" if kind == "reasoning" else "no_response"
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        content = assistant_text(reasoning, summary, config)
+        keep.append(i)
+        contents.append(content)
+        keys.append(hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).hexdigest())
+    if skipped:
+        log.warning("mix: skipped %s %s rows", skipped, kind)
+
+    base = frame.select(
+        [pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
+         for c in ("problem_id", "sample_id", "source", "domain", "language", "prompt")]
+    ).with_columns(pl.all().cast(pl.String))
+    part = base if len(keep) == n else (base[keep] if keep else base.head(0))
+    part = part.with_columns(
+        pl.lit(kind).alias("kind"),
+        pl.Series("_content", contents, dtype=pl.String),
+        pl.Series("_key", keys, dtype=pl.String),
+    )
+    return part, dict(sorted(skipped.items()))
+
+
+def _messages_expr(config: MixConfig) -> pl.Expr:
+    turns = []
+    if config.system_prompt is not None:
+        turns.append(pl.struct(role=pl.lit("system"), content=pl.lit(config.system_prompt, dtype=pl.String)))
+    turns.append(pl.struct(role=pl.lit("user"), content=pl.col("prompt")))
+    turns.append(pl.struct(role=pl.lit("assistant"), content=pl.col("_content")))
+    return pl.concat_list(turns).alias("messages")
+
+
+def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in sorted(frame.group_by(column).len().iter_rows(), key=lambda kv: str(kv[0]))}
+
+
+# --------------------------------------------------------------------------- messages as JSON
+
+
+def messages_to_json(messages: list[dict[str, str]]) -> str:
+    """One ``messages`` value -> a JSON string (for JSON-only consumers)."""
+    return json.dumps([{"role": m["role"], "content": m["content"]} for m in messages], ensure_ascii=False)
+
+
+def messages_from_json(text: str) -> list[dict[str, str]]:
+    """A JSON string -> one ``messages`` value; raises ``ValueError`` naming what is wrong."""
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError(f"messages must be a JSON list, got {type(value).__name__}")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise ValueError(f"message {i} must be an object with exactly 'role' and 'content', got {m!r}")
+        if m["role"] not in ROLES or not isinstance(m["content"], str):
+            raise ValueError(f"message {i}: role must be one of {ROLES} and content a string, got {m!r}")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+__all__ = [
+    "DEFAULT_NON_REASONING_COUNT",
+    "DEFAULT_REASONING_COUNT",
+    "KINDS",
+    "MESSAGES_DTYPE",
+    "MixConfig",
+    "MixResult",
+    "OUTPUT_COLUMNS",
+    "assistant_text",
+    "messages_from_json",
+    "messages_to_json",
+    "mix",
+]

@@ -1,0 +1,405 @@
+"""Rejection sampling: decide which verified samples are accepted, keep up to k
+accepted samples per problem, and pick the GRPO prompt set by pass rate.
+
+DeepSeek-R1 ("Rejection sampling and SFT") sampled several outputs per prompt
+from the RL checkpoint and kept only the correct ones; this module is that
+step, plus the pass-rate band that picks prompts for the next GRPO round
+(prompts the policy always or never solves give every sample the same reward,
+so GRPO's group-normalised advantage is zero for them and they teach nothing).
+
+Plain Python on polars, no Prefect (STYLE.md habit 12): ``flows/select.py``
+calls ``accept`` and ``select`` on one in-memory frame.
+
+Counting rules (the contract):
+
+- ``accept``: a row's ``accepted`` is the three-valued AND (Kleene logic) of
+  the verdicts of the verifiers that apply to its domain:
+  ``False`` when any applicable verifier judged the candidate wrong
+  (``incorrect``, ``unparseable``, ``memory``, ``runtime_error``, and
+  ``timeout`` of a verifier that runs the candidate's code: the candidate
+  exceeded its time limit); otherwise ``None`` when any applicable verifier
+  could not judge (``error``, ``timeout`` of any other verifier — e.g. a
+  sympy comparison or a judge request that timed out — or a required verdict
+  that is missing); otherwise ``True``. So a verifier's own failure never
+  turns a sample into a rejection by itself: it can only leave it undecided,
+  and every undecided row is counted by reason in the stats.
+- ``select``: per problem, ``n_samples`` counts all its rows,
+  ``n_judged`` the rows whose ``accepted`` is not null, ``n_accepted`` the
+  rows with ``accepted`` True, and ``pass_rate = n_accepted / n_judged``
+  (null when nothing was judged). Undecided rows are left out of the
+  denominator — counting them as failures would be turning "could not judge"
+  into a score. Rows dropped by a filter (``drop`` not null) *do* count in the
+  pass rate: the pass rate measures whether the policy solves the problem
+  (what GRPO's accuracy reward sees), while filters judge readability; a
+  dropped sample is never *selected*, though.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from typing import Any, Iterable, Literal, Mapping, Union
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from datagen.records import decode_verdicts, to_arrow
+
+log = logging.getLogger(__name__)
+
+#: Rows as polars frames, lazy frames, or plain dicts (e.g. ``files.read_records``).
+Rows = Union[pl.DataFrame, pl.LazyFrame, Iterable[Mapping[str, Any]]]
+
+#: Verifiers that must have judged a row of the domain (missing -> undecided).
+DEFAULT_VERIFIERS_BY_DOMAIN: dict[str, list[str]] = {"math": ["math"], "code": ["code"], "general": []}
+#: Verifiers that apply to any domain when their verdict is present (the
+#: format check; the generative judge for answers rules cannot check).
+DEFAULT_OPTIONAL_VERIFIERS: tuple[str, ...] = ("format", "judge")
+#: Verifiers whose ``timeout`` is the candidate's (its code ran past the time
+#: limit), a real judgement; any other verifier's timeout is its own failure.
+CANDIDATE_RUNNING_VERIFIERS: tuple[str, ...] = ("code",)
+
+_FAIL_OUTCOMES = frozenset({"incorrect", "unparseable", "memory", "runtime_error"})
+
+#: Columns describing a problem (not one generation of it): the GRPO prompt rows keep these.
+PROBLEM_COLUMNS: tuple[str, ...] = ("problem_id", "source", "domain", "language", "prompt", "answer", "tests")
+
+
+def as_frame(rows: Rows) -> pl.DataFrame:
+    """Rows -> a polars DataFrame. Dicts go through ``records.to_arrow`` so core
+    columns get their record types and a ``verdicts`` object becomes its JSON string."""
+    if isinstance(rows, pl.LazyFrame):
+        return rows.collect()
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    frame = pl.from_arrow(to_arrow(list(rows)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def stable_hash(seed: int, key: str) -> int:
+    """A 63-bit hash of ``(seed, key)`` that is the same on every machine and
+    polars version (``Expr.hash`` promises stability only within one version),
+    so a seeded random choice is reproducible from the data alone."""
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+# --------------------------------------------------------------------------- accept
+
+
+@dataclasses.dataclass
+class AcceptResult:
+    """``rows``: the input with ``accepted`` set. ``stats``: see ``accept``."""
+
+    rows: pl.DataFrame
+    stats: dict[str, Any]
+
+
+def accept(
+    rows: Rows,
+    verifiers_by_domain: Mapping[str, list[str]] | None = None,
+    *,
+    optional_verifiers: Iterable[str] = DEFAULT_OPTIONAL_VERIFIERS,
+    candidate_running_verifiers: Iterable[str] = CANDIDATE_RUNNING_VERIFIERS,
+) -> AcceptResult:
+    """Set ``accepted`` on every row from its ``verdicts`` (dict or JSON string).
+
+    ``verifiers_by_domain`` lists the verifiers that must have judged a row of
+    each domain (default ``DEFAULT_VERIFIERS_BY_DOMAIN``); ``optional_verifiers``
+    apply to every domain when their verdict is present. A domain missing from
+    the mapping uses every verdict present. The decision rule is in the module
+    docstring; a row with no applicable verdict at all is undecided (None).
+    Any existing ``accepted`` value is replaced.
+
+    ``stats``: ``rows``, ``accepted``, ``rejected``, ``undecided``,
+    ``by_domain`` (the same four per domain, plus ``acceptance_rate`` =
+    accepted / decided, None when nothing was decided), ``undecided_reasons``
+    (``verifier:outcome`` / ``verifier:missing`` / ``no_verdicts`` -> rows) and
+    ``outcomes`` (verifier -> outcome -> rows, over applicable verdicts).
+    """
+    frame = as_frame(rows)
+    required_by_domain = dict(DEFAULT_VERIFIERS_BY_DOMAIN if verifiers_by_domain is None else verifiers_by_domain)
+    optional = tuple(optional_verifiers)
+    runs_candidate = frozenset(candidate_running_verifiers)
+
+    domains = frame["domain"].to_list() if "domain" in frame.columns else [None] * frame.height
+    raw_verdicts = frame["verdicts"].to_list() if "verdicts" in frame.columns else [None] * frame.height
+    decisions: list[bool | None] = []
+    by_domain: dict[str, dict[str, Any]] = {}
+    undecided_reasons: dict[str, int] = {}
+    outcomes: dict[str, dict[str, int]] = {}
+
+    for domain, raw in zip(domains, raw_verdicts):
+        verdicts = {name: v for name, v in decode_verdicts(raw).items() if v is not None}
+        if domain in required_by_domain:
+            required = list(required_by_domain[domain])
+            applicable = required + [name for name in optional if name in verdicts and name not in required]
+        else:
+            required, applicable = [], sorted(verdicts)
+        failed, reasons = False, []
+        for name in applicable:
+            v = verdicts.get(name)
+            if v is None:
+                reasons.append(f"{name}:missing")
+                continue
+            outcome = v.get("outcome") if isinstance(v, Mapping) else None
+            counts = outcomes.setdefault(name, {})
+            counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+            if outcome == "correct":
+                continue
+            if outcome in _FAIL_OUTCOMES or (outcome == "timeout" and name in runs_candidate):
+                failed = True
+            else:  # error, the verifier's own timeout, or an outcome we do not know
+                reasons.append(f"{name}:{outcome}")
+        if not applicable:
+            reasons.append("no_verdicts")
+        decision: bool | None = False if failed else (None if reasons else True)
+        decisions.append(decision)
+
+        d = by_domain.setdefault(str(domain), {"rows": 0, "accepted": 0, "rejected": 0, "undecided": 0})
+        d["rows"] += 1
+        if decision is None:
+            d["undecided"] += 1
+            for reason in reasons:
+                undecided_reasons[reason] = undecided_reasons.get(reason, 0) + 1
+        else:
+            d["accepted" if decision else "rejected"] += 1
+
+    for d in by_domain.values():
+        decided = d["accepted"] + d["rejected"]
+        d["acceptance_rate"] = d["accepted"] / decided if decided else None
+    stats = {
+        "rows": frame.height,
+        "accepted": sum(d["accepted"] for d in by_domain.values()),
+        "rejected": sum(d["rejected"] for d in by_domain.values()),
+        "undecided": sum(d["undecided"] for d in by_domain.values()),
+        "by_domain": dict(sorted(by_domain.items())),
+        "undecided_reasons": dict(sorted(undecided_reasons.items())),
+        "outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
+    }
+    if stats["undecided"]:
+        log.warning("accept: %d of %d rows undecided (%s)", stats["undecided"], frame.height, stats["undecided_reasons"])
+    out = frame.with_columns(pl.Series("accepted", decisions, dtype=pl.Boolean))
+    return AcceptResult(rows=out, stats=stats)
+
+
+# --------------------------------------------------------------------------- select
+
+
+class SelectConfig(BaseModel):
+    """Rejection-sampling settings (also the ``select`` flow's parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(4, ge=1, description="keep at most k accepted, not-dropped samples per problem")
+    tie_break: Literal["shortest", "random"] = Field(
+        "shortest",
+        description="which k when more are accepted: 'shortest' (completion_tokens, then "
+        "characters, then sample_id) or 'random' (seeded, independent of row order)",
+    )
+    seed: int = Field(0, description="seed for tie_break='random'")
+    band_low: float = Field(0.1, ge=0.0, le=1.0, description="GRPO prompts: lowest pass rate kept (inclusive)")
+    band_high: float = Field(0.9, ge=0.0, le=1.0, description="GRPO prompts: highest pass rate kept (inclusive)")
+    min_judged: int = Field(1, ge=1, description="GRPO prompts: a problem needs this many judged samples")
+    histogram_bins: int = Field(10, ge=1, le=1000, description="bins of the pass-rate histogram in the stats")
+
+    @model_validator(mode="after")
+    def _band_is_ordered(self) -> "SelectConfig":
+        if self.band_low > self.band_high:
+            raise ValueError(
+                f"band_low ({self.band_low}) is above band_high ({self.band_high}); "
+                "set band_low <= band_high, both within [0, 1]"
+            )
+        return self
+
+
+@dataclasses.dataclass
+class SelectResult:
+    """``selected``: the kept sample rows (all input columns + ``pass_rate``).
+    ``grpo_prompts``: one problem row per problem in the band, with
+    ``pass_rate``, ``n_samples``, ``n_judged``, ``n_accepted``.
+    ``stats``: see ``select``."""
+
+    selected: pl.DataFrame
+    grpo_prompts: pl.DataFrame
+    stats: dict[str, Any]
+
+
+# Float pass rates such as 9/10 must land inside a band edge written as 0.9.
+_BAND_EPS = 1e-9
+
+
+def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
+    """Rejection sampling over generation rows (see the module docstring for counting).
+
+    ``samples`` need ``problem_id``, ``sample_id`` and ``accepted`` (bool or
+    null); ``drop``, ``completion_tokens``, ``completion`` and ``domain`` are
+    used when present. ``selected`` is ordered by problem_id, then by the
+    tie-break; ``grpo_prompts`` by problem_id.
+
+    ``stats``: ``problems``, ``samples``, ``judged``, ``undecided``,
+    ``dropped``, ``selected``, ``problems_zero_accepted`` (judged, none
+    accepted), ``problems_unjudged``, ``problems_with_selection``,
+    ``grpo_prompts``, ``pass_rate_histogram`` (``"lo-hi"`` -> problems; the
+    last bin includes 1.0), ``by_domain`` (samples, judged, accepted,
+    undecided, dropped, selected, acceptance_rate per domain) and ``config``.
+    """
+    config = config or SelectConfig()
+    frame = _with_defaults(as_frame(samples))
+
+    judged = pl.col("accepted").is_not_null()
+    is_accepted = pl.col("accepted").fill_null(False)
+    per_problem = (
+        frame.group_by("problem_id")
+        .agg(
+            [pl.col(c).first() for c in PROBLEM_COLUMNS[1:] if c in frame.columns]
+            + [
+                pl.len().alias("n_samples"),
+                judged.sum().alias("n_judged"),
+                is_accepted.sum().alias("n_accepted"),
+            ]
+        )
+        .with_columns(
+            pl.col("n_samples").cast(pl.Int64),
+            pl.col("n_judged").cast(pl.Int64),
+            pl.col("n_accepted").cast(pl.Int64),
+        )
+        .with_columns(
+            pl.when(pl.col("n_judged") > 0)
+            .then(pl.col("n_accepted") / pl.col("n_judged"))
+            .otherwise(None)
+            .alias("pass_rate")
+        )
+        .sort("problem_id")
+    )
+
+    selected = _pick(frame.filter(is_accepted & pl.col("drop").is_null()), config)
+    selected = selected.join(per_problem.select("problem_id", "pass_rate"), on="problem_id", how="left")
+
+    in_band = (
+        (pl.col("n_judged") >= config.min_judged)
+        & (pl.col("pass_rate") >= config.band_low - _BAND_EPS)
+        & (pl.col("pass_rate") <= config.band_high + _BAND_EPS)
+    )
+    problem_cols = [c for c in PROBLEM_COLUMNS if c in per_problem.columns]
+    grpo_prompts = (
+        per_problem.filter(in_band)
+        .select(problem_cols + ["pass_rate", "n_samples", "n_judged", "n_accepted"])
+        # A problem row's sample_id is its problem_id (the record contract).
+        .with_columns(pl.col("problem_id").alias("sample_id"))
+    )
+    grpo_prompts = grpo_prompts.select(["problem_id", "sample_id"] + [c for c in grpo_prompts.columns if c not in ("problem_id", "sample_id")])
+
+    stats = _select_stats(frame, per_problem, selected, grpo_prompts, config)
+    log.info(
+        "select: %d problems, %d samples -> %d selected, %d GRPO prompts",
+        stats["problems"], stats["samples"], stats["selected"], stats["grpo_prompts"],
+    )
+    return SelectResult(selected=selected, grpo_prompts=grpo_prompts, stats=stats)
+
+
+def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the optional columns select reads, as nulls, so the logic has one shape."""
+    missing = []
+    for name, dtype in (("drop", pl.String), ("completion_tokens", pl.Int64), ("completion", pl.String), ("domain", pl.String)):
+        if name not in frame.columns:
+            missing.append(pl.lit(None, dtype=dtype).alias(name))
+    for name in ("problem_id", "sample_id", "accepted"):
+        if name not in frame.columns:
+            raise ValueError(f"select needs a {name!r} column; got columns {frame.columns}")
+    return frame.with_columns(missing) if missing else frame
+
+
+def _pick(candidates: pl.DataFrame, config: SelectConfig) -> pl.DataFrame:
+    """Up to k rows per problem from the accepted, not-dropped candidates."""
+    if config.tie_break == "shortest":
+        # Missing lengths sort last: an unknown length is never "shortest".
+        keys = [
+            pl.col("problem_id"),
+            pl.col("completion_tokens"),
+            pl.col("completion").str.len_chars(),
+            pl.col("sample_id"),
+        ]
+        ordered = candidates.sort(keys, nulls_last=True)
+    else:
+        # A per-sample seeded hash, not a shuffle: the choice depends only on
+        # (seed, sample_id), never on the input's row order or sharding.
+        ranks = [stable_hash(config.seed, s) for s in candidates["sample_id"].to_list()]
+        ordered = (
+            candidates.with_columns(pl.Series("_rank", ranks, dtype=pl.UInt64))
+            .sort(["problem_id", "_rank", "sample_id"])
+            .drop("_rank")
+        )
+    return ordered.filter(pl.int_range(pl.len()).over("problem_id") < config.k)
+
+
+def _select_stats(
+    frame: pl.DataFrame,
+    per_problem: pl.DataFrame,
+    selected: pl.DataFrame,
+    grpo_prompts: pl.DataFrame,
+    config: SelectConfig,
+) -> dict[str, Any]:
+    bins = config.histogram_bins
+    labels = [f"{i / bins:.{_decimals(bins)}f}-{(i + 1) / bins:.{_decimals(bins)}f}" for i in range(bins)]
+    histogram = dict.fromkeys(labels, 0)
+    for rate in per_problem["pass_rate"].drop_nulls().to_list():
+        histogram[labels[min(int(rate * bins + _BAND_EPS), bins - 1)]] += 1
+
+    by_domain_samples = (
+        frame.group_by("domain")
+        .agg(
+            pl.len().alias("samples"),
+            pl.col("accepted").is_not_null().sum().alias("judged"),
+            pl.col("accepted").fill_null(False).sum().alias("accepted"),
+            pl.col("accepted").is_null().sum().alias("undecided"),
+            pl.col("drop").is_not_null().sum().alias("dropped"),
+        )
+        .to_dicts()
+    )
+    selected_by_domain = dict(selected.group_by("domain").len().iter_rows())
+    by_domain: dict[str, dict[str, Any]] = {}
+    for row in by_domain_samples:
+        domain = str(row.pop("domain"))
+        row = {k: int(v) for k, v in row.items()}
+        row["selected"] = int(selected_by_domain.get(None if domain == "None" else domain, 0))
+        row["acceptance_rate"] = row["accepted"] / row["judged"] if row["judged"] else None
+        by_domain[domain] = row
+
+    return {
+        "problems": per_problem.height,
+        "samples": frame.height,
+        "judged": int(frame["accepted"].is_not_null().sum()),
+        "undecided": int(frame["accepted"].is_null().sum()),
+        "dropped": int(frame["drop"].is_not_null().sum()),
+        "selected": selected.height,
+        "problems_zero_accepted": int(per_problem.filter((pl.col("n_judged") > 0) & (pl.col("n_accepted") == 0)).height),
+        "problems_unjudged": int(per_problem.filter(pl.col("n_judged") == 0).height),
+        "problems_with_selection": int(selected["problem_id"].n_unique()) if selected.height else 0,
+        "grpo_prompts": grpo_prompts.height,
+        "pass_rate_histogram": histogram,
+        "by_domain": dict(sorted(by_domain.items())),
+        "config": config.model_dump(),
+    }
+
+
+def _decimals(bins: int) -> int:
+    """Enough decimals for bin edges to read exactly (10 bins -> 1, 20 -> 2)."""
+    return 1 if 10 % bins == 0 else (2 if 100 % bins == 0 else 3)
+
+
+__all__ = [
+    "AcceptResult",
+    "CANDIDATE_RUNNING_VERIFIERS",
+    "DEFAULT_OPTIONAL_VERIFIERS",
+    "DEFAULT_VERIFIERS_BY_DOMAIN",
+    "PROBLEM_COLUMNS",
+    "SelectConfig",
+    "SelectResult",
+    "accept",
+    "as_frame",
+    "select",
+    "stable_hash",
+]
