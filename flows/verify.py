@@ -16,7 +16,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from datagen.store import open_store
-from flows.common import logger, map_version, publish, stage_writer
+from flows.common import logger, map_version, merge_stats, publish, stage_writer
 
 DEFAULT_VERIFIERS = {"math": ["math"], "code": ["code"], "general": []}
 
@@ -37,7 +37,7 @@ class VerifyParams(BaseModel):
 def verify_shard(rows: list[dict[str, Any]], *, verifiers_by_domain: dict[str, list[str]], workers: int | None,
                  math_timeout_s: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Plain function: verify one shard's rows, set ``accepted``; (rows, stats)."""
-    from datagen.records import decode_verdicts
+    from datagen.records import decode_verdicts, encode_verdicts
     from datagen.select import accept
     from datagen.verify.runner import verify_rows
 
@@ -52,11 +52,12 @@ def verify_shard(rows: list[dict[str, Any]], *, verifiers_by_domain: dict[str, l
             continue
         opts = {"timeout_s": math_timeout_s} if verifier == "math" else {}
         _, vstats = verify_rows(subset, verifier, workers=workers, **opts)
-        for k, v in vstats.items():
-            stats.setdefault(k, {}).update(v) if isinstance(v, dict) else stats.__setitem__(k, v)
-    rows, astats = accept(rows, verifiers_by_domain)
-    stats["acceptance"] = astats
-    return rows, stats
+        stats = merge_stats([stats, vstats])
+    for row in rows:
+        row["verdicts"] = encode_verdicts(row["verdicts"])
+    decided = accept(rows, verifiers_by_domain)
+    stats["acceptance"] = decided.stats
+    return decided.rows.to_dicts(), stats
 
 
 @flow(name="verify")
