@@ -8,12 +8,13 @@ import json
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
 
 from datagen.verify._sandbox import SandboxPool
-from datagen.verify.code import compare_stdout, extract_code, parse_tests, values_equal, verify_code, InvalidTestSpec
+from datagen.verify.code import InvalidTestSpec, compare_stdout, extract_code, parse_tests, values_equal, verify_code
 
 ADD = {"kind": "stdin_stdout", "time_limit_s": 0.5, "memory_limit_mb": 256,
        "cases": [{"input": "2 3\n", "output": "5\n"}]}
@@ -241,13 +242,13 @@ def test_dns_lookup_is_blocked(pool, sandbox_uid):
 
 def test_write_to_etc_is_denied(pool, sandbox_uid):
     target = f"/etc/datagen-sandbox-{uuid.uuid4().hex}"
-    hosts_before = hashlib.sha256(open("/etc/hosts", "rb").read()).hexdigest()
+    hosts_before = hashlib.sha256(Path("/etc/hosts").read_bytes()).hexdigest()
     code = (f"for path, mode in (({target!r}, 'w'), ('/etc/hosts', 'a')):\n    try:\n"
             "        open(path, mode).write('pwned')\n        print('wrote')\n    except OSError:\n        print('denied')")
     v = run(code, dict(ADD, cases=[{"input": "", "output": "denied\ndenied\n"}]), pool)
     assert v["outcome"] == "correct", v
     assert not os.path.exists(target)
-    assert hashlib.sha256(open("/etc/hosts", "rb").read()).hexdigest() == hosts_before
+    assert hashlib.sha256(Path("/etc/hosts").read_bytes()).hexdigest() == hosts_before
 
 
 def test_read_of_host_0600_file_in_tmp(pool, sandbox_uid, tmp_path):

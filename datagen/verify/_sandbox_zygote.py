@@ -1,3 +1,5 @@
+# ruff: noqa: BLE001, S102, S110
+# (This file runs untrusted code on purpose: it must exec it and catch whatever it raises.)
 """The sandbox's zygote: a small, long-lived process that forks one fresh,
 isolated child per test execution. Runs as a script (``python -I
 _sandbox_zygote.py``); stdlib only, so its image holds nothing but this file.
