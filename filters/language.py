@@ -24,8 +24,9 @@ How a text is measured (``analyze``):
    sentence is foreign when fastText is confident (top label not the target,
    p >= ``confident``, target p < 0.05 and the sentence is not short); when it
    is unsure (p between ``unsure`` and ``confident``, or a short sentence)
-   langdetect (seeded) is asked and must agree. Chinese vs Japanese is
-   decided by script: kana means Japanese.
+   langdetect (seeded) is asked and must agree. Chinese vs Japanese: kana
+   means Japanese; a long kana-free sentence in a Japanese-target text goes
+   to the two detectors (it may be Chinese).
 5. consistency = target words / (target + foreign words); neutral words
    count for neither. A text with no words at all scores 1.0: nothing in it
    is in a wrong language.
@@ -225,10 +226,18 @@ class LanguageAnalyzer:
             target += t
             foreign += f
             neutral += n
-            if t < self.min_id_words or (not latin_target and "han" in targets):
+            if "han" in targets:
+                # Chinese vs Japanese: kana marks Japanese (handled by script);
+                # a long kana-free sentence in a Japanese text may be Chinese,
+                # which the detectors decide. Korean and Chinese: script only.
+                if lang != "ja" or t < self.short_words or _KANA.search(sentence):
+                    continue
+                probe = "".join(own)
+            elif t < self.min_id_words:
                 continue
-            # Same-script check of the sentence's own-script words.
-            probe = " ".join(own)
+            else:
+                # Same-script check of the sentence's own-script words.
+                probe = " ".join(own)
             labels = predict(probe + "\n", 3, 0.0, "replace")
             top_p, top = labels[0][0], labels[0][1][9:]
             if top in same:
