@@ -25,7 +25,7 @@ builds that mix from two row sets:
    reproducible from the data alone).
 
 Output rows: ``problem_id``, ``sample_id``, ``source``, ``domain``,
-``language``, ``kind`` (``reasoning``/``non_reasoning``) and ``messages``, a
+``language``, ``prompt``, ``kind`` (``reasoning``/``non_reasoning``) and ``messages``, a
 ``list<struct{role: str, content: str}>`` column (polars, pyarrow, Parquet and
 ``datasets`` read it natively; ``messages_to_json``/``messages_from_json``
 convert one value for JSON-only consumers).
@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ROLES = ("system", "user", "assistant")
 KINDS = ("reasoning", "non_reasoning")
-OUTPUT_COLUMNS = ("problem_id", "sample_id", "source", "domain", "language", "kind", "messages")
+# ``prompt`` stays so each output row is still a valid record (a required column).
+OUTPUT_COLUMNS = ("problem_id", "sample_id", "source", "domain", "language", "prompt", "kind", "messages")
 
 DEFAULT_REASONING_COUNT = 600_000
 DEFAULT_NON_REASONING_COUNT = 200_000
@@ -84,7 +85,7 @@ class MixConfig(BaseModel):
     seed: int = Field(0, description="seed of the per-part sampling and the final shuffle")
 
     @model_validator(mode="after")
-    def _counts_or_ratio(self) -> "MixConfig":
+    def _counts_or_ratio(self) -> MixConfig:
         ratio_set = {"reasoning_fraction", "total"} & self.model_fields_set
         counts_set = {"reasoning_count", "non_reasoning_count"} & self.model_fields_set
         if ratio_set and counts_set:
@@ -93,7 +94,9 @@ class MixConfig(BaseModel):
                 f"({', '.join(sorted(ratio_set))}), not both; drop one of them"
             )
         if ratio_set and (self.reasoning_fraction is None or self.total is None):
-            raise ValueError("a ratio needs both reasoning_fraction and total (e.g. reasoning_fraction=0.75, total=800000)")
+            raise ValueError(
+                "a ratio needs both reasoning_fraction and total (e.g. reasoning_fraction=0.75, total=800000)"
+            )
         return self
 
     def targets(self) -> dict[str, int]:
@@ -143,7 +146,11 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
     # Dedup: reasoning copy first, then smallest sample_id, whatever the input order.
     before = candidates.height
     candidates = (
-        candidates.with_columns(pl.col("kind").replace_strict({"reasoning": 0, "non_reasoning": 1}, return_dtype=pl.Int8).alias("_kind_order"))
+        candidates.with_columns(
+            pl.col("kind")
+            .replace_strict({"reasoning": 0, "non_reasoning": 1}, return_dtype=pl.Int8)
+            .alias("_kind_order")
+        )
         .sort(["_key", "_kind_order", "sample_id"])
         .unique(subset="_key", keep="first", maintain_order=True)
         .drop("_kind_order")
@@ -157,13 +164,21 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         available[kind] = part.height
         if part.height > targets[kind]:
             rank = [stable_hash(config.seed, f"take:{key}") for key in part["_key"].to_list()]
-            part = part.with_columns(pl.Series("_rank", rank, dtype=pl.UInt64)).sort("_rank").head(targets[kind]).drop("_rank")
+            part = (
+                part.with_columns(pl.Series("_rank", rank, dtype=pl.UInt64))
+                .sort("_rank")
+                .head(targets[kind])
+                .drop("_rank")
+            )
         taken[kind] = part.height
         shortfall[kind] = max(targets[kind] - part.height, 0)
         if shortfall[kind]:
             log.warning(
                 "mix: only %d %s samples available for a target of %d (shortfall %d)",
-                part.height, kind, targets[kind], shortfall[kind],
+                part.height,
+                kind,
+                targets[kind],
+                shortfall[kind],
             )
         chosen.append(part)
     mixed = pl.concat(chosen, how="vertical")
@@ -200,7 +215,12 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         return frame[name].to_list() if name in frame.columns else [None] * n
 
     prompts = column("prompt")
-    reasonings, summaries, completions, answers = column("reasoning"), column("summary"), column("completion"), column("answer")
+    reasonings, summaries, completions, answers = (
+        column("reasoning"),
+        column("summary"),
+        column("completion"),
+        column("answer"),
+    )
     keep, contents, keys = [], [], []
     skipped: dict[str, int] = {}
     for i in range(n):
@@ -221,13 +241,17 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         content = assistant_text(reasoning, summary, config)
         keep.append(i)
         contents.append(content)
-        keys.append(hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).hexdigest())
+        keys.append(
+            hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).hexdigest()
+        )
     if skipped:
         log.warning("mix: skipped %s %s rows", skipped, kind)
 
     base = frame.select(
-        [pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
-         for c in ("problem_id", "sample_id", "source", "domain", "language", "prompt")]
+        [
+            pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
+            for c in ("problem_id", "sample_id", "source", "domain", "language", "prompt")
+        ]
     ).with_columns(pl.all().cast(pl.String))
     part = base if len(keep) == n else (base[keep] if keep else base.head(0))
     part = part.with_columns(
@@ -263,7 +287,8 @@ def messages_from_json(text: str) -> list[dict[str, str]]:
     """A JSON string -> one ``messages`` value; raises ``ValueError`` naming what is wrong."""
     value = json.loads(text)
     if not isinstance(value, list):
-        raise ValueError(f"messages must be a JSON list, got {type(value).__name__}")
+        # ValueError, not TypeError: the input text is malformed data, like a JSON syntax error.
+        raise ValueError(f"messages must be a JSON list, got {type(value).__name__}")  # noqa: TRY004
     out = []
     for i, m in enumerate(value):
         if not isinstance(m, dict) or set(m) != {"role", "content"}:
@@ -279,9 +304,9 @@ __all__ = [
     "DEFAULT_REASONING_COUNT",
     "KINDS",
     "MESSAGES_DTYPE",
+    "OUTPUT_COLUMNS",
     "MixConfig",
     "MixResult",
-    "OUTPUT_COLUMNS",
     "assistant_text",
     "messages_from_json",
     "messages_to_json",

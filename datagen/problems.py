@@ -14,7 +14,8 @@ distinct prompts, and returns valid record rows (``records.normalize_row``).
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from datagen.records import normalize_row
 from datagen.select import stable_hash
@@ -78,12 +79,38 @@ def evaluate(operands: Sequence[int], operators: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- general (non-reasoning)
 
 _WORDS = (
-    "apple", "river", "candle", "garden", "pencil", "window", "orange", "silver", "planet", "bridge",
-    "forest", "rocket", "button", "marble", "castle", "pepper", "violin", "tunnel", "meadow", "anchor",
+    "apple",
+    "river",
+    "candle",
+    "garden",
+    "pencil",
+    "window",
+    "orange",
+    "silver",
+    "planet",
+    "bridge",
+    "forest",
+    "rocket",
+    "button",
+    "marble",
+    "castle",
+    "pepper",
+    "violin",
+    "tunnel",
+    "meadow",
+    "anchor",
 )
 _CAPITALS = (
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Canada", "Ottawa"),
-    ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"), ("Greece", "Athens"),
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Canada", "Ottawa"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Norway", "Oslo"),
+    ("Greece", "Athens"),
 )
 _SELF = (
     ("Who are you?", "I am a small assistant model trained on data made by datagen."),

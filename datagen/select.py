@@ -39,7 +39,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from typing import Any, Iterable, Literal, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,7 +50,7 @@ from datagen.records import decode_verdicts, to_arrow
 log = logging.getLogger(__name__)
 
 #: Rows as polars frames, lazy frames, or plain dicts (e.g. ``files.read_records``).
-Rows = Union[pl.DataFrame, pl.LazyFrame, Iterable[Mapping[str, Any]]]
+Rows = pl.DataFrame | pl.LazyFrame | Iterable[Mapping[str, Any]]
 
 #: Verifiers that must have judged a row of the domain (missing -> undecided).
 DEFAULT_VERIFIERS_BY_DOMAIN: dict[str, list[str]] = {"math": ["math"], "code": ["code"], "general": []}
@@ -180,7 +181,9 @@ def accept(
         "outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
     }
     if stats["undecided"]:
-        log.warning("accept: %d of %d rows undecided (%s)", stats["undecided"], frame.height, stats["undecided_reasons"])
+        log.warning(
+            "accept: %d of %d rows undecided (%s)", stats["undecided"], frame.height, stats["undecided_reasons"]
+        )
     out = frame.with_columns(pl.Series("accepted", decisions, dtype=pl.Boolean))
     return AcceptResult(rows=out, stats=stats)
 
@@ -206,7 +209,7 @@ class SelectConfig(BaseModel):
     histogram_bins: int = Field(10, ge=1, le=1000, description="bins of the pass-rate histogram in the stats")
 
     @model_validator(mode="after")
-    def _band_is_ordered(self) -> "SelectConfig":
+    def _band_is_ordered(self) -> SelectConfig:
         if self.band_low > self.band_high:
             raise ValueError(
                 f"band_low ({self.band_low}) is above band_high ({self.band_high}); "
@@ -290,12 +293,17 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
         # A problem row's sample_id is its problem_id (the record contract).
         .with_columns(pl.col("problem_id").alias("sample_id"))
     )
-    grpo_prompts = grpo_prompts.select(["problem_id", "sample_id"] + [c for c in grpo_prompts.columns if c not in ("problem_id", "sample_id")])
+    grpo_prompts = grpo_prompts.select(
+        ["problem_id", "sample_id"] + [c for c in grpo_prompts.columns if c not in ("problem_id", "sample_id")]
+    )
 
     stats = _select_stats(frame, per_problem, selected, grpo_prompts, config)
     log.info(
         "select: %d problems, %d samples -> %d selected, %d GRPO prompts",
-        stats["problems"], stats["samples"], stats["selected"], stats["grpo_prompts"],
+        stats["problems"],
+        stats["samples"],
+        stats["selected"],
+        stats["grpo_prompts"],
     )
     return SelectResult(selected=selected, grpo_prompts=grpo_prompts, stats=stats)
 
@@ -303,7 +311,12 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
 def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the optional columns select reads, as nulls, so the logic has one shape."""
     missing = []
-    for name, dtype in (("drop", pl.String), ("completion_tokens", pl.Int64), ("completion", pl.String), ("domain", pl.String)):
+    for name, dtype in (
+        ("drop", pl.String),
+        ("completion_tokens", pl.Int64),
+        ("completion", pl.String),
+        ("domain", pl.String),
+    ):
         if name not in frame.columns:
             missing.append(pl.lit(None, dtype=dtype).alias(name))
     for name in ("problem_id", "sample_id", "accepted"):
@@ -375,7 +388,9 @@ def _select_stats(
         "undecided": int(frame["accepted"].is_null().sum()),
         "dropped": int(frame["drop"].is_not_null().sum()),
         "selected": selected.height,
-        "problems_zero_accepted": int(per_problem.filter((pl.col("n_judged") > 0) & (pl.col("n_accepted") == 0)).height),
+        "problems_zero_accepted": int(
+            per_problem.filter((pl.col("n_judged") > 0) & (pl.col("n_accepted") == 0)).height
+        ),
         "problems_unjudged": int(per_problem.filter(pl.col("n_judged") == 0).height),
         "problems_with_selection": int(selected["problem_id"].n_unique()) if selected.height else 0,
         "grpo_prompts": grpo_prompts.height,
@@ -391,11 +406,11 @@ def _decimals(bins: int) -> int:
 
 
 __all__ = [
-    "AcceptResult",
     "CANDIDATE_RUNNING_VERIFIERS",
     "DEFAULT_OPTIONAL_VERIFIERS",
     "DEFAULT_VERIFIERS_BY_DOMAIN",
     "PROBLEM_COLUMNS",
+    "AcceptResult",
     "SelectConfig",
     "SelectResult",
     "accept",
