@@ -56,7 +56,8 @@ import dataclasses
 import json
 import math
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from datagen.records import split_completion, verdict
 from datagen.verify._sandbox import Execution, SandboxError, SandboxPool, default_pool
@@ -67,7 +68,7 @@ OUTPUT_LIMIT_BYTES = 16 << 20
 NPROC_LIMIT = 32
 TMPFS_MB = 64
 
-_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
 class InvalidTestSpec(ValueError):

@@ -15,7 +15,8 @@ Names resolve through the one flat dict ``REWARDS``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from datagen.records import split_completion
 

@@ -21,7 +21,8 @@ import contextlib
 import dataclasses
 import json
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from datagen.records import decode_verdicts, verdict
 
