@@ -1,0 +1,139 @@
+"""Typed configs for the trainers (pydantic; also the flow parameters).
+
+YAML sets values, ``--set key=value`` overrides, unknown keys fail, and a bad
+combination fails at construction with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None):
+        """Load a YAML file, apply ``key=value`` overrides (values parsed as YAML)."""
+        data: dict[str, Any] = yaml.safe_load(Path(path).read_text()) or {}
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value")
+            data[key.strip()] = yaml.safe_load(value)
+        return cls(**data)
+
+
+class _TrainCommon(_Config):
+    model: str | None = Field(None, description="local model dir (save_pretrained) or hub id; None = passed in code")
+    output_dir: str = "runs/train"
+    seed: int = 0
+    learning_rate: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="None disables clipping")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 autocast on a CUDA GPU that supports it, fp32 otherwise"
+    )
+    log_every: int = Field(1, ge=1)
+    save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps; 0 = only at the end")
+    keep_checkpoints: int = Field(2, ge=1)
+    resume: bool = Field(True, description="resume from the newest checkpoint in output_dir if there is one")
+
+
+class SFTConfig(_TrainCommon):
+    """Supervised fine-tuning on chat ``messages`` (loss on assistant tokens only)."""
+
+    data: str | None = Field(None, description="JSONL/Parquet file of rows with a 'messages' column")
+    eval_data: str | None = None
+    eval_fraction: float = Field(0.0, ge=0, lt=1, description="hold out this share of rows for eval when no eval_data")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    num_epochs: float = Field(2.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides num_epochs when set")
+    max_length: int = Field(2048, ge=8, description="token budget of one (packed) sequence")
+    packing: bool = True
+    per_device_batch_size: int = Field(8, ge=1, description="sequences (packed rows) per micro-batch")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    eval_every: int = Field(0, ge=0, description="eval loss every N optimizer steps; 0 = only at the end")
+    truncate: Literal["drop", "error"] = Field(
+        "drop", description="a sample longer than max_length: drop it (counted) or fail"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.eval_data and self.eval_fraction:
+            raise ValueError("set either eval_data or eval_fraction, not both")
+        return self
+
+
+class GRPOConfig(_TrainCommon):
+    """GRPO (DeepSeekMath) with the DAPO / Dr. GRPO variants; see trainers/losses.py."""
+
+    prompts: str | None = Field(None, description="JSONL/Parquet file of rows with 'prompt' (+ reward columns)")
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 1.0},
+        description="reward function name -> weight; names resolve in reward_fns or datagen.verify.rewards.REWARDS",
+    )
+    learning_rate: float = Field(1e-6, gt=0)
+    max_steps: int = Field(100, ge=1)
+    prompts_per_step: int = Field(8, ge=1)
+    num_generations: int = Field(8, ge=2, description="G: completions per prompt")
+    generation_batch_size: int | None = Field(
+        None, description="completions per step = prompts_per_step x num_generations (derived; set it to check)"
+    )
+    micro_batch_size: int | None = Field(None, ge=1, description="completions per forward/backward; None = all")
+    mu: int = Field(1, ge=1, description="optimizer passes over each generation batch")
+    epsilon: float = Field(0.2, gt=0, lt=1)
+    epsilon_high: float | None = Field(None, gt=0, description="DAPO clip-higher; None = epsilon")
+    beta: float = Field(0.0, ge=0, description="KL weight; 0 loads no reference model")
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    sampler: Literal["hf", "vllm"] = Field("hf", description="hf generate (CPU/GPU) or vLLM (GPU, weights synced each step)")
+    system_prompt: str | None = None
+    shuffle_rewards: bool = Field(
+        False, description="negative control: permute rewards across the batch before advantages (nothing to learn)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        total = self.prompts_per_step * self.num_generations
+        if self.generation_batch_size is not None and self.generation_batch_size != total:
+            raise ValueError(
+                f"generation_batch_size={self.generation_batch_size} must equal prompts_per_step x num_generations "
+                f"= {self.prompts_per_step} x {self.num_generations} = {total}; change one of them or drop "
+                "generation_batch_size"
+            )
+        if self.generation_batch_size is not None and self.generation_batch_size % self.num_generations:
+            raise ValueError(
+                f"generation_batch_size={self.generation_batch_size} is not divisible by num_generations="
+                f"{self.num_generations}"
+            )
+        if self.micro_batch_size is not None and total % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size={self.micro_batch_size} must divide the {total} completions per step "
+                f"(prompts_per_step x num_generations); pick a divisor of {total}"
+            )
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ValueError(
+                f"epsilon_high={self.epsilon_high} < epsilon={self.epsilon}: clip-higher must be >= epsilon "
+                "(or leave it unset for a symmetric clip)"
+            )
+        if not self.rewards:
+            raise ValueError("rewards is empty; name at least one reward function, e.g. {accuracy: 1.0}")
+        if self.mu == 1 and self.epsilon_high is not None:
+            pass  # legal: with mu=1 the ratio is 1 at every step and the clip never binds; kept for config symmetry
+        return self
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.prompts_per_step * self.num_generations

@@ -1,0 +1,479 @@
+"""GRPO (DeepSeekMath, arXiv:2402.03300) on torch + transformers.
+
+Read top to bottom: load prompts, model and reward functions -> loop
+(sample G completions per prompt from the current policy, score them, group
+advantages, mu optimizer passes of the clipped objective) -> save.
+
+How this deviates from the paper, and why:
+- Rewards are a weighted sum of named batch functions
+  ``f(completions, **columns) -> list[float | None]``. ``None`` means "could
+  not judge": the completion is left out of its group's statistics and gets
+  advantage 0. If any weighted function returns ``None`` for a completion, its
+  total is ``None`` too — a missing judgement is never silently a 0.
+- ``mu == 1`` (the default) uses the detached current log-probs as the "old"
+  policy (ratio 1, the clip never binds): the same gradient as the paper's
+  with one fewer forward pass. With ``mu > 1`` the old log-probs are computed
+  once per generation batch before the first pass.
+- The std in the advantage is the sample std plus 1e-4 (TRL's choice), so a
+  group with identical rewards gives advantage 0 rather than NaN.
+- Loss aggregation ``grpo`` (per-sequence mean, the paper), ``dapo``
+  (token-level) or ``dr_grpo`` (constant normaliser); see losses.py.
+- Sampling: ``hf`` generate from the policy itself (CPU or GPU), or ``vllm``
+  (GPU only, imported lazily) with the trainer's weights pushed into the vLLM
+  engine before every generation batch (colocated on the same GPU).
+- Each step's sampling is seeded from (seed, step), so a resumed run draws the
+  same completions it would have drawn without the interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from trainers.config import GRPOConfig
+from trainers.runtime import (
+    MetricsLog,
+    build_optimizer,
+    build_scheduler,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_and_tokenizer,
+    make_accelerator,
+    save_checkpoint,
+    save_final_model,
+)
+
+log = logging.getLogger(__name__)
+
+RewardFn = Callable[..., list]
+
+
+@dataclass
+class GRPOResult:
+    output_dir: Path
+    final_model_dir: Path | None
+    steps: int
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------- rewards
+
+
+def resolve_rewards(weights: dict[str, float], reward_fns: dict[str, RewardFn] | None) -> dict[str, RewardFn]:
+    """Name -> function, from ``reward_fns`` first, then the project's flat
+    ``datagen.verify.rewards.REWARDS``, then the toy task's rewards."""
+    found: dict[str, RewardFn] = {}
+    missing = []
+    for name in weights:
+        fn = (reward_fns or {}).get(name) or _project_reward(name)
+        if fn is None:
+            missing.append(name)
+        else:
+            found[name] = fn
+    if missing:
+        raise ValueError(
+            f"unknown reward function(s) {missing}; pass reward_fns={{name: fn}} or use a name from "
+            "datagen.verify.rewards.REWARDS / trainers.toy.TOY_REWARDS"
+        )
+    return found
+
+
+def _project_reward(name: str) -> RewardFn | None:
+    try:
+        from datagen.verify.rewards import REWARDS
+    except ImportError:
+        REWARDS = {}
+    if name in REWARDS:
+        return REWARDS[name]
+    from trainers.toy import TOY_REWARDS
+
+    return TOY_REWARDS.get(name)
+
+
+def score(
+    completions: list[str], columns: dict[str, list], fns: dict[str, RewardFn], weights: dict[str, float]
+) -> tuple[list[float | None], dict[str, list[float | None]]]:
+    """Total reward per completion (None if any weighted part is None) and each part."""
+    parts: dict[str, list[float | None]] = {}
+    for name, fn in fns.items():
+        values = list(fn(completions, **columns))
+        if len(values) != len(completions):
+            raise ValueError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
+        parts[name] = [None if v is None else float(v) for v in values]
+    totals: list[float | None] = []
+    for i in range(len(completions)):
+        vals = [(weights[n], parts[n][i]) for n in fns if weights[n] != 0]
+        totals.append(None if any(v is None for _, v in vals) else sum(w * v for w, v in vals))
+    return totals, parts
+
+
+# -------------------------------------------------------------------- data
+
+
+def load_prompts(cfg: GRPOConfig, prompts) -> list[dict[str, Any]]:
+    """Rows with at least ``prompt``: a list/iterable of dicts, a polars
+    (Lazy)DataFrame, or ``cfg.prompts`` (a JSONL/Parquet file)."""
+    if prompts is None:
+        if cfg.prompts is None:
+            raise ValueError("no prompts: set `prompts:` in the config or pass prompts=[{'prompt': ...}, ...]")
+        from datagen.files import read_records
+
+        prompts = read_records(cfg.prompts)
+    if hasattr(prompts, "collect"):
+        prompts = prompts.collect()
+    if hasattr(prompts, "to_dicts"):
+        prompts = prompts.to_dicts()
+    rows = [dict(r) for r in prompts]
+    if not rows:
+        raise ValueError("the prompt set is empty")
+    if "prompt" not in rows[0]:
+        raise ValueError(f"prompt rows need a 'prompt' column; got columns {sorted(rows[0])}")
+    return rows
+
+
+class PromptSampler:
+    """Cycles through the prompts in a fresh seeded order each epoch; its
+    position (``consumed``) is all that a checkpoint needs to resume it."""
+
+    def __init__(self, n: int, seed: int, consumed: int = 0):
+        self.n, self.seed, self.consumed = n, seed, consumed
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            epoch, pos = divmod(self.consumed, self.n)
+            order = list(range(self.n))
+            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+            out.append(order[pos])
+            self.consumed += 1
+        return out
+
+
+def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+# -------------------------------------------------------------- generation
+
+
+class HFSampler:
+    """G samples per prompt with ``model.generate`` from the current policy."""
+
+    def __init__(self, cfg: GRPOConfig, tokenizer):
+        self.cfg, self.tokenizer = cfg, tokenizer
+
+    def sample(self, model, prompt_texts: list[str]):
+        import torch
+
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        enc = tok(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        ids = enc["input_ids"].repeat_interleave(self.cfg.num_generations, dim=0)
+        attn = enc["attention_mask"].repeat_interleave(self.cfg.num_generations, dim=0)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=attn,
+                do_sample=True,
+                temperature=self.cfg.temperature,
+                top_p=self.cfg.top_p,
+                top_k=0,
+                max_new_tokens=self.cfg.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        model.train(was_training)
+        return ids, attn, out[:, ids.shape[1]:]
+
+    def sync(self, model) -> None:
+        """hf generate samples from the live policy: nothing to sync."""
+
+
+class VLLMSampler:
+    """vLLM colocated on the trainer's GPU (``sampler: vllm``); the policy's
+    weights are loaded into the engine before each generation batch.
+
+    GPU only: vLLM pins its own torch and is never installed on CPU machines.
+    """
+
+    def __init__(self, cfg: GRPOConfig, tokenizer, model_path: str):
+        from vllm import LLM, SamplingParams  # lazy: GPU workers only
+
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.llm = LLM(model=model_path, gpu_memory_utilization=0.3, enable_sleep_mode=False, dtype="bfloat16")
+        self.params = SamplingParams(
+            n=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens
+        )
+
+    def sync(self, model) -> None:
+        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        engine_model.load_weights(model.state_dict().items())
+
+    def sample(self, model, prompt_texts: list[str]):
+        import torch
+
+        tok = self.tokenizer
+        outs = self.llm.generate(prompt_texts, self.params, use_tqdm=False)
+        tok.padding_side = "left"
+        enc = tok(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        ids = enc["input_ids"].repeat_interleave(self.cfg.num_generations, dim=0)
+        attn = enc["attention_mask"].repeat_interleave(self.cfg.num_generations, dim=0)
+        seqs = [list(o.token_ids) for out in outs for o in out.outputs]
+        width = max(len(s) for s in seqs)
+        comp = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            comp[i, : len(s)] = torch.tensor(s)
+        return ids, attn, comp.to(model.device)
+
+
+def completion_mask(completion_ids, eos_id: int):
+    """1 for every completion token up to and including the first EOS, 0 after."""
+    import torch
+
+    is_eos = completion_ids == eos_id
+    seen_before = torch.cumsum(is_eos.int(), dim=1) - is_eos.int()
+    return (seen_before == 0).int()
+
+
+# ------------------------------------------------------------------- model
+
+
+def policy_logprobs(model, input_ids, attention_mask, n_completion: int, temperature: float, with_entropy=False):
+    """Log-probs of the last ``n_completion`` tokens (and their entropy) under ``model``."""
+    import torch
+
+    from trainers.losses import token_entropy, token_logprobs
+
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=n_completion + 1,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1, :] / temperature
+    targets = input_ids[:, -n_completion:]
+    logp = token_logprobs(logits, targets)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = token_entropy(logits.detach())
+    return logp, entropy
+
+
+# -------------------------------------------------------------------- train
+
+
+def train_grpo(
+    config: GRPOConfig,
+    prompts: Iterable[dict] | Any | None = None,
+    *,
+    model=None,
+    tokenizer=None,
+    reward_fns: dict[str, RewardFn] | None = None,
+) -> GRPOResult:
+    """Run GRPO for ``config.max_steps`` steps; return the output dir and metrics.
+
+    ``prompts``: rows with ``prompt`` and any columns the rewards read
+    (``answer``, ``tests``, ``language``, ...), as a list of dicts or a polars
+    frame; else ``config.prompts``. ``model``/``tokenizer``: objects, else
+    loaded from ``config.model``. ``reward_fns``: name -> function, overriding
+    the project's ``REWARDS``. Resumes from the newest checkpoint in
+    ``config.output_dir`` when ``config.resume``.
+    """
+    import torch
+
+    cfg = config
+    torch.manual_seed(cfg.seed)
+    rows = load_prompts(cfg, prompts)
+    fns = resolve_rewards(cfg.rewards, reward_fns)
+    model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer)
+    accelerator = make_accelerator(cfg.precision)
+    out_dir = Path(cfg.output_dir)
+
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    ref_model = None
+    if cfg.beta > 0:  # the reference is the starting policy, frozen; never loaded when beta == 0
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    model.train()
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, cfg.max_steps * cfg.mu)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if ref_model is not None:
+        ref_model = ref_model.to(accelerator.device)
+
+    step, consumed = 0, 0
+    ckpt = latest_checkpoint(out_dir) if cfg.resume else None
+    if ckpt is not None:
+        state = load_checkpoint(accelerator, ckpt)
+        step, consumed = state["step"], state["prompts_consumed"]
+        log.info("resumed from %s at step %d", ckpt, step)
+    sampler_data = PromptSampler(len(rows), cfg.seed, consumed)
+    if cfg.sampler == "vllm":
+        if cfg.model is None:
+            raise ValueError("sampler=vllm needs `model:` as a local path that vLLM can load")
+        sampler = VLLMSampler(cfg, tokenizer, cfg.model)
+    else:
+        sampler = HFSampler(cfg, tokenizer)
+
+    metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="grpo")
+    history: list[dict[str, Any]] = []
+    G = cfg.num_generations
+    n_total = cfg.completions_per_step
+    micro = cfg.micro_batch_size or n_total
+    unwrapped = accelerator.unwrap_model(model)
+
+    while step < cfg.max_steps:
+        t0 = time.perf_counter()
+        # 1. sample G completions per prompt from the current policy
+        idx = sampler_data.take(cfg.prompts_per_step)
+        batch = [rows[i] for i in idx]
+        texts = [chat_prompt(tokenizer, r["prompt"], cfg.system_prompt) for r in batch]
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        sampler.sync(unwrapped)
+        prompt_ids, prompt_attn, comp_ids = sampler.sample(unwrapped, texts)
+        comp_mask = completion_mask(comp_ids, tokenizer.eos_token_id)
+        t_gen = time.perf_counter() - t0
+
+        # 2. score: decode up to (not including) EOS, keeping special tokens such as <think>
+        lengths = comp_mask.sum(dim=1).tolist()
+        completions = [
+            tokenizer.decode(c[: n - int(n > 0 and c[n - 1] == tokenizer.eos_token_id)], skip_special_tokens=False)
+            .replace(tokenizer.pad_token, "")
+            for c, n in zip(comp_ids.tolist(), lengths)
+        ]
+        columns = {k: [r.get(k) for r in batch for _ in range(G)] for k in batch[0]}
+        totals, parts = score(completions, columns, fns, cfg.rewards)
+        rewards = torch.tensor([float("nan") if t is None else t for t in totals])
+        if cfg.shuffle_rewards:
+            rewards = rewards[torch.randperm(len(rewards), generator=torch.Generator().manual_seed(cfg.seed + step))]
+        from trainers.losses import aggregate, clipped_surrogate, group_advantages, group_std, k3_kl
+
+        advantages = group_advantages(rewards, G).to(accelerator.device)
+
+        # 3. mu optimizer passes over this generation batch
+        input_ids = torch.cat([prompt_ids, comp_ids], dim=1)
+        attn = torch.cat([prompt_attn, comp_mask.to(prompt_attn.dtype)], dim=1)
+        T = comp_ids.shape[1]
+        n_tokens = comp_mask.sum().clamp(min=1).item()
+        old_logps, ref_logps = [None] * (n_total // micro), [None] * (n_total // micro)
+        with torch.no_grad():
+            for j, s in enumerate(range(0, n_total, micro)):
+                sl = slice(s, s + micro)
+                if cfg.mu > 1:
+                    old_logps[j], _ = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature)
+                if ref_model is not None:
+                    ref_logps[j], _ = policy_logprobs(ref_model, input_ids[sl], attn[sl], T, cfg.temperature)
+        agg = dict(clip_low=0.0, clip_high=0.0, kl=0.0, entropy=0.0, loss=0.0, grad_norm=0.0)
+        for _ in range(cfg.mu):
+            for j, s in enumerate(range(0, n_total, micro)):
+                sl = slice(s, s + micro)
+                mask = comp_mask[sl]
+                with accelerator.autocast():
+                    logp, ent = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature, with_entropy=True)
+                old = logp.detach() if old_logps[j] is None else old_logps[j]
+                per_tok, c_low, c_high = clipped_surrogate(logp, old, advantages[sl], cfg.epsilon, cfg.epsilon_high)
+                if ref_logps[j] is not None:
+                    kl = k3_kl(logp, ref_logps[j])
+                    per_tok = per_tok + cfg.beta * kl
+                    agg["kl"] += _masked_mean(kl.detach(), mask) / (n_total // micro) / cfg.mu
+                loss = aggregate(per_tok, mask, cfg.loss_type, num_sequences=n_total, num_tokens=n_tokens,
+                                 max_completion_length=cfg.max_new_tokens)
+                accelerator.backward(loss)
+                share = mask.sum().item() / n_tokens / cfg.mu
+                agg["clip_low"] += (c_low & mask.bool()).sum().item() / n_tokens / cfg.mu
+                agg["clip_high"] += (c_high & mask.bool()).sum().item() / n_tokens / cfg.mu
+                agg["entropy"] += _masked_mean(ent, mask) * share
+                agg["loss"] += loss.item() / cfg.mu
+            if cfg.max_grad_norm is not None:
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            else:
+                grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
+            agg["grad_norm"] += float(grad_norm) / cfg.mu
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        # 4. metrics
+        stds = group_std(rewards, G)
+        judged = ~torch.isnan(rewards)
+        m: dict[str, Any] = {
+            "step": step,
+            "reward/mean": _nanmean(rewards),
+            "reward/std": _nanstd(rewards),
+            "reward/none_frac": 1.0 - judged.float().mean().item(),
+            "frac_zero_std_groups": (stds < 1e-8).float().mean().item(),
+            "completion_length/mean": float(sum(lengths) / len(lengths)),
+            "completion_length/max": int(max(lengths)),
+            "clip_frac/low": agg["clip_low"],
+            "clip_frac/high": agg["clip_high"],
+            "clip_frac/region": agg["clip_low"] + agg["clip_high"],
+            "kl": agg["kl"],
+            "entropy": agg["entropy"],
+            "loss": agg["loss"],
+            "grad_norm": agg["grad_norm"],
+            "lr": scheduler.get_last_lr()[0],
+            "time/generate_s": t_gen,
+            "time/step_s": time.perf_counter() - t0,
+        }
+        for name, vals in parts.items():
+            t = torch.tensor([float("nan") if v is None else v for v in vals])
+            m[f"reward/{name}/mean"] = _nanmean(t)
+            m[f"reward/{name}/std"] = _nanstd(t)
+        history.append({**m, "rewards": totals})
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            metrics_log.log(m)
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+            save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
+
+    save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
+    final = save_final_model(accelerator, model, tokenizer, out_dir)
+    metrics_log.close()
+    return GRPOResult(out_dir, final, step, dict(metrics_log.last), history)
+
+
+def _masked_mean(x, mask) -> float:
+    mask = mask.to(x.dtype)
+    return float((x * mask).sum() / mask.sum().clamp(min=1))
+
+
+def _nanmean(t) -> float:
+    t = t[~t.isnan()]
+    return float(t.mean()) if t.numel() else float("nan")
+
+
+def _nanstd(t) -> float:
+    t = t[~t.isnan()]
+    return float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainers.grpo", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="GRPOConfig as YAML")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = GRPOConfig.from_yaml(args.config, args.set)
+    result = train_grpo(cfg)
+    log.info("done: %d steps, final model in %s", result.steps, result.final_model_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""What SFT and GRPO share around the loop: the accelerator (precision, devices,
+FSDP), optimizer + LR schedule, checkpoints with exact resume, and the metrics
+log (JSONL always; the Prefect run when there is one).
+
+Multi-GPU runs go through ``accelerate launch`` (see README / configs/
+accelerate_fsdp_8gpu.yaml); a plain ``python -m trainers.sft`` is a single
+process on CPU or one GPU. ``Accelerator.save_state`` stores model, optimizer,
+scheduler and RNG states (sharded under FSDP); ``trainer_state.json`` beside
+them stores the step and the data position, so a resumed run continues with
+the same batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def make_accelerator(precision: str):
+    """An ``Accelerator`` with bf16 autocast on a bf16-capable GPU when
+    ``precision`` is ``auto`` or ``bf16``; fp32 on CPU (CPU bf16 is slow here)."""
+    import torch
+    from accelerate import Accelerator
+
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    if precision == "bf16" and not torch.cuda.is_available():
+        log.warning("precision=bf16 requested without a GPU: running bf16 autocast on CPU (slow)")
+    return Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+
+
+def build_optimizer(model, cfg):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    # fused AdamW is a single kernel per step on CUDA; on CPU the foreach path is fastest.
+    kwargs = {"fused": True} if next(model.parameters()).is_cuda else {"foreach": True}
+    return torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay, **kwargs
+    )
+
+
+def build_scheduler(optimizer, cfg, total_steps: int):
+    """Linear warmup over ``warmup_ratio`` of the steps, then cosine to 0 (or constant)."""
+    import torch
+
+    warmup = int(round(cfg.warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def load_model_and_tokenizer(cfg, model=None, tokenizer=None):
+    """The model/tokenizer passed in code, else loaded from ``cfg.model``."""
+    if model is None or tokenizer is None:
+        if cfg.model is None:
+            raise ValueError("no model: set `model:` in the config (a local dir or hub id) or pass model= and tokenizer=")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(cfg.model)
+        model = model or AutoModelForCausalLM.from_pretrained(cfg.model, dtype="auto")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (one with trainer_state.json, written last)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Save model/optimizer/scheduler/RNG via accelerate, then ``trainer_state.json``
+    last (its presence marks the checkpoint complete); prune old ones."""
+    path = Path(output_dir) / f"{CHECKPOINT_PREFIX}{step}"
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        tmp = path / "trainer_state.json.tmp"
+        tmp.write_text(json.dumps({"step": step, **state}, indent=1))
+        tmp.rename(path / "trainer_state.json")
+        ckpts = sorted(
+            (p for p in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*") if (p / "trainer_state.json").exists()),
+            key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]),
+        )
+        for old in ckpts[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(accelerator, path: Path) -> dict[str, Any]:
+    accelerator.load_state(str(path))
+    return json.loads((path / "trainer_state.json").read_text())
+
+
+def save_final_model(accelerator, model, tokenizer, output_dir: str | Path) -> Path:
+    """The trained model as a plain ``save_pretrained`` dir (``<output_dir>/final``)."""
+    path = Path(output_dir) / "final"
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)  # gathers FSDP shards on rank 0
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(path, state_dict=state_dict)
+        tokenizer.save_pretrained(path)
+    accelerator.wait_for_everyone()
+    return path
+
+
+# -------------------------------------------------------------------- metrics
+
+
+class MetricsLog:
+    """One JSON object per logged step in ``<output_dir>/metrics.jsonl``, and —
+    when running inside a Prefect flow or task run — the same line in the run's
+    log plus a table artifact of the last metrics at ``close()``.
+
+    Prefect is imported lazily and only used when a run context exists, so the
+    trainers run (and test) without a Prefect server.
+    """
+
+    def __init__(self, output_dir: str | Path, *, enabled: bool = True, name: str = "train"):
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.enabled = enabled
+        self.name = name
+        self.last: dict[str, Any] = {}
+        self._prefect_logger = _prefect_run_logger() if enabled else None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        self.last = metrics
+        if not self.enabled:
+            return
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"time": round(time.time(), 3), **metrics}) + "\n")
+        if self._prefect_logger is not None:
+            self._prefect_logger.info("%s %s", self.name, json.dumps(metrics))
+
+    def close(self) -> None:
+        if not (self.enabled and self._prefect_logger is not None and self.last):
+            return
+        try:
+            from prefect.artifacts import create_table_artifact
+
+            create_table_artifact(
+                table=[{"metric": k, "value": v} for k, v in self.last.items()],
+                key=f"{self.name}-metrics",
+                description=f"final {self.name} metrics",
+            )
+        except Exception as exc:  # an artifact is a convenience; never fail training over it
+            log.warning("could not create the Prefect metrics artifact: %s", exc)
+
+
+def _prefect_run_logger():
+    """Prefect's run logger when called inside a flow/task run, else None."""
+    import sys
+
+    if "prefect" not in sys.modules:  # not under a flow: don't pay prefect's import time
+        return None
+    try:
+        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.logging import get_run_logger
+
+        if FlowRunContext.get() is None and TaskRunContext.get() is None:
+            return None
+        return get_run_logger()
+    except Exception:  # pragma: no cover - prefect present but misconfigured
+        return None
