@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datagen.records import split_completion  # noqa: E402
-from datagen.verify.math import verify_math_batch  # noqa: E402
+from datagen.records import split_completion
+from datagen.verify.math import verify_math_batch
 
 DATA = Path(__file__).resolve().parent / "data" / "math_pairs.jsonl"
 MIN_CPU_S = float(os.environ.get("BENCH_MIN_CPU_S", "3.0"))
@@ -66,7 +66,7 @@ def _mv_one(gold: str, text: str | None) -> bool:
         return False
     try:
         return bool(verify(parse(f"${gold}$"), parse(text)))
-    except Exception:  # math-verify raising counts as "not accepted"
+    except Exception:  # noqa: BLE001 -- math-verify raising counts as "not accepted"
         return False
 
 

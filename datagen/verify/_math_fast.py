@@ -26,10 +26,10 @@ from __future__ import annotations
 import cmath
 import math
 import re
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable, Union
 
-Value = Union[Fraction, complex]
+Value = Fraction | complex
 
 
 class Unsupported(Exception):
@@ -374,7 +374,7 @@ def fast_equal(a: str, b: str, rel_tol: float) -> bool | None:
             env = {n: complex(base + 0.1173 * j * (k + 1)) for j, n in enumerate(sorted(names))}
             va, _ = evaluate(a, env)
             vb, _ = evaluate(b, env)
-            if not values_close(va, vb, 1e-9 if rel_tol < 1e-9 else rel_tol):
+            if not values_close(va, vb, max(rel_tol, 1e-09)):
                 return False
         return True
     except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError):

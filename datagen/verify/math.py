@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Union
 
 from datagen.records import split_completion, verdict
 from datagen.verify import _math_fast as fast
@@ -86,9 +86,9 @@ def _boxed_all(text: str) -> list[str]:
 
 _FINAL_PHRASE = re.compile(
     r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)?\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)",
-    re.I,
+    re.IGNORECASE,
 )
-_CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.I)
+_CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.IGNORECASE)
 
 
 def _trim_sentence(ans: str) -> str:
@@ -152,7 +152,7 @@ _TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mb
 _SPACES = re.compile(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~")  # not the `\\\\ ` of a matrix row
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ|\s*\bdegrees?\b")
 _PERCENT = re.compile(r"\\%|%|\s*\bpercent\b")
-_EMPTY = re.compile(r"^(?:\\emptyset|\\varnothing|\\\{\s*\\\}|\{\s*\}|none|no\s+solutions?|no\s+real\s+solutions?)$", re.I)
+_EMPTY = re.compile(r"^(?:\\emptyset|\\varnothing|\\\{\s*\\\}|\{\s*\}|none|no\s+solutions?|no\s+real\s+solutions?)$", re.IGNORECASE)
 
 # unit -> (dimension, factor to the base unit)
 _UNITS: dict[str, tuple[str, Fraction]] = {}
@@ -227,6 +227,14 @@ class Equation:
 
 
 @dataclass(frozen=True)
+class Assign:
+    """``x = 3``: compared as its value ``3``, or as an equation against one."""
+
+    lhs: str
+    value: Node
+
+
+@dataclass(frozen=True)
 class Text:
     words: str
 
@@ -236,7 +244,7 @@ class Empty:
     pass
 
 
-Node = Union[Scalar, Seq, SetOf, Matrix, Equation, Text, Empty]
+Node = Scalar | Seq | SetOf | Matrix | Equation | Assign | Text | Empty
 
 
 def _replace_group_cmd(text: str, pattern: re.Pattern, fmt: str = " {} ") -> str:
@@ -367,7 +375,7 @@ def _one_group(text: str, open_: str, close: str) -> bool:
 
 _SIMPLE_LHS = re.compile(r"^(?:\\?[a-zA-Z]+(?:_\{?\w+\}?)?(?:\([^()=]*\))?|\\angle\s*[A-Z]+|m\s*\\angle\s*[A-Z]+)$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
-_MATRIX = re.compile(r"^\\begin\{(?P<env>[pbvBV]?matrix|array|smallmatrix)\}(?:\{[^}]*\})?(?P<body>.*)\\end\{(?P=env)\}$", re.S)
+_MATRIX = re.compile(r"^\\begin\{(?P<env>[pbvBV]?matrix|array|smallmatrix)\}(?:\{[^}]*\})?(?P<body>.*)\\end\{(?P=env)\}$", re.DOTALL)
 
 
 def _parse(raw: str) -> Node:
@@ -378,7 +386,7 @@ def _parse(raw: str) -> Node:
 
 def _parse_norm(t: str, flags: dict) -> Node:
     t = t.strip()
-    t = re.sub(r"^(?:either|both)\s+", "", t, flags=re.I)
+    t = re.sub(r"^(?:either|both)\s+", "", t, flags=re.IGNORECASE)
     if not t:
         return Text("")
     if _EMPTY.match(t):
@@ -404,10 +412,10 @@ def _parse_norm(t: str, flags: dict) -> Node:
     items = [p for p in _split_top(t, (",", ";", " or ", " and ", "\\text{or}")) if p]
     if len(items) > 1:
         nodes = [_parse_norm(p, flags) for p in items]
-        lhs = [n[0] for n in nodes if isinstance(n, tuple)]
+        lhs = [n.lhs for n in nodes if isinstance(n, Assign)]
         if len(lhs) == len(nodes) and len(set(lhs)) == len(lhs):
             # x = 1, y = 2: a solution of a system, ordered as written
-            return Seq("(", ")", tuple(n[1] for n in nodes))
+            return Seq("(", ")", tuple(n.value for n in nodes))
         return SetOf(tuple(_strip_assign(n) for n in nodes), braced=False)
     if "\\pm" in t or "\\mp" in t:
         plus = t.replace("\\pm", "+").replace("\\mp", "-")
@@ -419,7 +427,7 @@ def _parse_norm(t: str, flags: dict) -> Node:
     sides = _split_top(t, ("=",))
     if len(sides) >= 2 and all(sides) and not any(s.endswith(("<", ">", "!")) for s in sides[:-1]):
         if _SIMPLE_LHS.match(sides[0]):
-            return (sides[0], _parse_norm(sides[-1], flags))  # type: ignore[return-value]  # assignment, unwrapped by callers
+            return Assign(sides[0], _parse_norm(sides[-1], flags))
         return Equation(sides[0], sides[-1])
     choice = re.match(r"^\(?([A-E])\)$|^\(([A-E])\)?$", t)
     if choice:
@@ -449,7 +457,7 @@ def _inequality_interval(t: str) -> Seq | None:
 
 
 def _strip_assign(node) -> Node:
-    return node[1] if isinstance(node, tuple) else node
+    return node.value if isinstance(node, Assign) else node
 
 
 def _scalar(t: str, flags: dict) -> Node:
@@ -458,12 +466,14 @@ def _scalar(t: str, flags: dict) -> Node:
         m = _UNIT_TAIL.match(t)
         if m:
             word = re.sub(r"\s+", " ", m.group("unit")).strip()
-            base = word.split()[-1] if word.split()[-1] in _UNITS else word
+            last = re.sub(r"\^.*$", "", word.split()[-1]).strip()  # cm^2 -> cm
             head = m.group("num").strip()
-            if (base in _UNITS and (len(base) > 1 or " " in t or unit is None and head[-1:].isdigit() is False or True)
-                    and fast.is_number(head) is not None) or (
-                    len(word) >= 3 and word.split()[0].lower() not in _FUNC_WORDS and fast.is_number(head) is not None):
-                return Scalar(head, base if base in _UNITS else unit, flags.get("percent", False), flags.get("degrees", False))
+            known = last in _UNITS and "/" not in word and "per" not in word.split()
+            # A known unit, or any word (apples, km/h): dropped from a number.
+            # Only known units take part in conversions and confusions.
+            if fast.is_number(head) is not None and (known or (len(word) >= 3 and last.lower() not in _FUNC_WORDS)):
+                kept = last if known and "^" not in word else unit
+                return Scalar(head, kept, flags.get("percent", False), flags.get("degrees", False))
     if _WORDS.match(t) and (len(t) >= 3 or " " in t) and fast.is_number(t) is None:
         return Text(" ".join(t.lower().split()))
     return Scalar(t, unit, flags.get("percent", False), flags.get("degrees", False))
@@ -476,7 +486,7 @@ def parse_answer(raw: str) -> Node:
 
 # =========================================================================== comparison
 
-ScalarEq = Callable[[str, str], Union[bool, None]]
+ScalarEq = Callable[[str, str], bool | None]
 
 
 def _scalar_variants(a: Scalar, b: Scalar) -> list[tuple[str, str]] | bool:
@@ -557,10 +567,10 @@ def _dedupe(items: tuple) -> tuple:
 def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     """Is answer ``a`` the gold ``g``? None: the cheap path cannot tell."""
     # `y = 2x - 3` against `2x - y = 3`: the assignment is an equation after all
-    if isinstance(g, Equation) and isinstance(a, tuple) and isinstance(a[1], Scalar):
-        a = Equation(a[0], a[1].text)
-    if isinstance(a, Equation) and isinstance(g, tuple) and isinstance(g[1], Scalar):
-        g = Equation(g[0], g[1].text)
+    if isinstance(g, Equation) and isinstance(a, Assign) and isinstance(a.value, Scalar):
+        a = Equation(a.lhs, a.value.text)
+    if isinstance(a, Equation) and isinstance(g, Assign) and isinstance(g.value, Scalar):
+        g = Equation(g.lhs, g.value.text)
     g, a = _strip_assign(g), _strip_assign(a)
     if isinstance(g, Empty) or isinstance(a, Empty):
         return isinstance(g, Empty) and isinstance(a, Empty)
@@ -635,7 +645,7 @@ def _prepare(completion: str | None, answer: str | None):
     shown = ", ".join(answers)
     try:
         result = judge_texts(str(answer), answers, fast_scalar_eq)
-    except Exception as exc:  # a bug in the cheap path must not cost the record: ask sympy
+    except Exception as exc:  # noqa: BLE001 -- a bug in the cheap path must not cost the record: ask sympy
         log.debug("fast path failed on %r vs %r: %s", shown, answer, exc)
         result = None
     if result is None:
