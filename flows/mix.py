@@ -43,7 +43,7 @@ def mix_task(params: MixParams) -> str:
     if writer.committed is not None:
         logger().info("mix: %s already committed; nothing to do", writer.committed.ref)
         return writer.committed.ref
-    nr = store.scan(non_reasoning) if non_reasoning is not None else None
+    nr = store.scan(non_reasoning) if non_reasoning is not None else []
     result = mix(store.scan(reasoning), nr, params.mix)
     rows = result.rows.collect() if hasattr(result.rows, "collect") else result.rows
     writer.write(rows)

@@ -120,6 +120,7 @@ class VersionWriter:
         self._referenced: list[ShardInfo] = []
         self._rejected: list[ShardInfo] = []
         self.committed: Manifest | None = None
+        self._seen_schema: pa.Schema | None = None
 
     # -- keys ----------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class VersionWriter:
         if isinstance(rows, (pa.Table, pa.RecordBatch)) or type(rows).__name__ == "DataFrame":
             self._flush_buffer()
             table = _as_table(rows)
+            self._seen_schema = self._seen_schema or table.schema
             for batch in table.to_batches(max_chunksize=self.batch_rows):
                 self._write_table(pa.Table.from_batches([batch], schema=table.schema))
             return
@@ -263,6 +265,14 @@ class VersionWriter:
         self._flush_buffer()
         self._close_shard()
         shards = self.collect_shards()
+        if not shards:
+            # An empty version still carries its schema (an empty shard), so
+            # readers get the right columns instead of none.
+            from datagen.records import SCHEMA
+
+            empty = (self._schema or self._seen_schema or SCHEMA).empty_table()
+            self.write_shard(f"part-{self._next_part:05d}", empty)
+            shards = self.collect_shards()
         schema = self._read_schema(shards)
         manifest = Manifest(
             id=self.version,
