@@ -239,3 +239,14 @@ def test_batch_matches_single_calls_and_keeps_order():
 def test_batch_rejects_mismatched_lengths():
     with pytest.raises(ValueError):
         verify_math_batch(["a"], [])
+
+
+def test_think_prefilled_without_tags_is_unfinished():
+    assert verify_math("1 + 2 = 3, so \\boxed{3}", "3", think_prefilled=True)["outcome"] == "unparseable"
+    assert verify_math("1 + 2 = 3, so \\boxed{3}", "3")["outcome"] == "correct"
+
+
+def test_huge_answer_is_judged_under_the_time_limit():
+    v = verify_math(done("$\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}$"), "2", timeout_s=1.0)
+    assert v["outcome"] in ("timeout", "incorrect")
+    assert len(v["detail"]) < 400

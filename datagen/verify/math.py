@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 #: a root, pi …). Two rationals are compared exactly.
 REL_TOL = 1e-6
 
+#: Answers longer than this skip the in-process path (it has no time limit).
+MAX_FAST_CHARS = 1000
+
 __all__ = ["REL_TOL", "extract_final_answer", "verify_math", "verify_math_batch"]
 
 
@@ -632,17 +635,21 @@ class _Pending:
     shown: str
 
 
-def _prepare(completion: str | None, answer: str | None):
+def _prepare(completion: str | None, answer: str | None, think_prefilled: bool):
     """A final verdict when the cheap path decides, else a ``_Pending`` job."""
     if answer is None or not str(answer).strip():
         return verdict("error", None, "no gold answer")
-    split = split_completion(completion)
+    split = split_completion(completion, think_prefilled=think_prefilled)
     if not split.closed:
         return verdict("unparseable", detail="think block never closed: no final answer")
     answers = _final_answers(split.summary)
     if not answers:
         return verdict("unparseable", detail="no final answer after </think>")
     shown = ", ".join(answers)
+    if len(shown) > MAX_FAST_CHARS or len(str(answer)) > MAX_FAST_CHARS:
+        # Regexes and evaluation are linear-ish, but not free: a pathological
+        # multi-kilobyte "answer" is judged where a time limit applies.
+        return _Pending(str(answer), answers, shown)
     try:
         result = judge_texts(str(answer), answers, fast_scalar_eq)
     except Exception as exc:  # noqa: BLE001 -- a bug in the cheap path must not cost the record: ask sympy
@@ -664,23 +671,34 @@ def judge_texts(gold: str, answers: list[str], eq: ScalarEq) -> bool | None:
 
 
 def _decided(result: bool, shown: str, gold: str, path: str) -> dict:
+    shown, gold = _clip(shown), _clip(gold)
     if result:
         return verdict("correct", detail=f"{shown!r} matches gold {gold!r} ({path})")
     return verdict("incorrect", detail=f"{shown!r} does not match gold {gold!r} ({path})")
 
 
-def verify_math(completion: str | None, answer: str | None, *, timeout_s: float = 5.0) -> dict:
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def verify_math(completion: str | None, answer: str | None, *, timeout_s: float = 5.0,
+                think_prefilled: bool = False) -> dict:
     """Verdict on one completion against its gold answer.
 
     Returns ``datagen.records.verdict(outcome, score, detail)``; outcome is
     ``correct``, ``incorrect``, ``unparseable``, ``timeout`` or ``error``.
     Never hangs: symbolic work runs in a worker process killed after
-    ``timeout_s`` seconds.
+    ``timeout_s`` seconds (``timeout`` then has score None: the verifier
+    could not judge). ``think_prefilled``: the chat template opened the think
+    block, so a completion without any tag is unfinished reasoning
+    (``split_completion``).
     """
-    return verify_math_batch([completion], [answer], timeout_s=timeout_s)[0]  # type: ignore[list-item]
+    return verify_math_batch([completion], [answer], timeout_s=timeout_s,  # type: ignore[list-item]
+                             think_prefilled=think_prefilled)[0]
 
 
-def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: float = 5.0) -> list[dict]:
+def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: float = 5.0,
+                      think_prefilled: bool = False) -> list[dict]:
     """Verdicts for many pairs: the cheap path in this process, only the
     undecided leftovers go to the symbolic worker (one at a time, each with
     its own ``timeout_s``)."""
@@ -690,7 +708,7 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
     pending: list[tuple[int, _Pending]] = []
     for i, (c, g) in enumerate(zip(completions, answers)):
         try:
-            got = _prepare(c, g)
+            got = _prepare(c, g, think_prefilled)
         except Exception as exc:  # the verifier's own failure is `error`, never `incorrect`
             log.exception("math verifier failed")
             got = verdict("error", None, f"verifier failed: {type(exc).__name__}: {exc}")
@@ -709,7 +727,7 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
                 out[i] = _decided(bool(result), job.shown, job.gold, "symbolic")
             elif status == "timeout":
                 # The verifier could not judge: no score (never a silent 0.0).
-                out[i] = {**verdict("timeout", detail=f"symbolic comparison of {job.shown[:200]!r} exceeded {timeout_s}s"),
+                out[i] = {**verdict("timeout", detail=f"symbolic comparison of {_clip(job.shown)!r} exceeded {timeout_s}s"),
                           "score": None}
             else:
                 out[i] = verdict("error", None, f"symbolic worker failed: {detail}")
