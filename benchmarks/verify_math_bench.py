@@ -118,7 +118,8 @@ def main() -> None:
     print(f"{'verifier':24} {'accuracy':>9} {'FP':>4} {'FN':>4} {'pairs/CPU-s':>12}")
     for name, r in results.items():
         print(f"{name:24} {r['accuracy']:>9.4f} {r['false_positives']:>4} {r['false_negatives']:>4} {r['pairs_per_cpu_s']:>12.1f}")
-    print(f"datagen outcomes: {outcomes}")
+    symbolic = sum("(symbolic)" in v["detail"] for v in run_datagen.last)  # type: ignore[attr-defined]
+    print(f"datagen outcomes: {outcomes}; decided by the symbolic worker: {symbolic}/{len(pairs)}")
 
     # "dev" pairs were written while the verifier was built; "heldout" pairs
     # were written afterwards and not tuned on: the honest estimate.
@@ -151,6 +152,7 @@ def main() -> None:
         "throughput_ratio": round(dg["pairs_per_cpu_s"] / mv["pairs_per_cpu_s"], 1),
         "throughput_ratio_vs_summary": round(dg["pairs_per_cpu_s"] / results["math-verify (summary)"]["pairs_per_cpu_s"], 1),
         "datagen_outcomes": outcomes,
+        "datagen_symbolic_pairs": symbolic,
         "accuracy_by_split": split_acc,
     }
     print(f"\naccuracy gain vs math-verify: {summary['accuracy_gain']:+.4f}; "

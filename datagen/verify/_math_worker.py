@@ -129,15 +129,20 @@ class SymbolicWorker:
 
 
 _shared: SymbolicWorker | None = None
+_shared_pid: int | None = None
 _shared_lock = threading.Lock()
 
 
 def shared_worker() -> SymbolicWorker:
-    """The process-wide worker (started lazily on the first symbolic job)."""
-    global _shared
+    """The process-wide worker (started lazily on the first symbolic job).
+
+    A forked child (multiprocessing) gets its own: sharing the parent's
+    pipes would interleave two processes' jobs.
+    """
+    global _shared, _shared_pid
     with _shared_lock:
-        if _shared is None:
-            _shared = SymbolicWorker()
+        if _shared is None or _shared_pid != os.getpid():
+            _shared, _shared_pid = SymbolicWorker(), os.getpid()
             atexit.register(_shared.close)
         return _shared
 

@@ -349,7 +349,9 @@ def _split_top(text: str, seps: tuple[str, ...]) -> list[str]:
             depth -= 1
         elif depth == 0:
             for sep in seps:
-                if text.startswith(sep, i) and not (sep[0].isalpha() or sep[0] == "\\" and text[i + len(sep):i + len(sep) + 1].isalpha()):
+                # `\\cup` must not split `\\cupola`; `\\\\` (a matrix row) may precede anything
+                glued = sep[-1].isalpha() and text[i + len(sep):i + len(sep) + 1].isalpha()
+                if text.startswith(sep, i) and not glued:
                     parts.append(text[start:i])
                     i += len(sep)
                     start = i
@@ -363,7 +365,7 @@ def _split_top(text: str, seps: tuple[str, ...]) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def _one_group(text: str, open_: str, close: str) -> bool:
+def _one_group(text: str) -> bool:
     """``text`` is a single bracketed group from its first to its last char."""
     depth = 0
     for i, c in enumerate(text):
@@ -405,7 +407,7 @@ def _parse_norm(t: str, flags: dict) -> Node:
         inner = t[2:-2].strip()
         items = [p for p in _split_top(inner, (",", ";")) if p] if inner else []
         return SetOf(tuple(_strip_assign(_parse_norm(p, {})) for p in items), braced=True) if items else Empty()
-    if t[0] in "([" and t[-1] in ")]" and _one_group(t, t[0], t[-1]):
+    if t[0] in "([" and t[-1] in ")]" and _one_group(t):
         items = _split_top(t[1:-1], (",",))
         if len(items) > 1:
             return Seq(t[0], t[-1], tuple(_strip_assign(_parse_norm(p, {})) for p in items))
