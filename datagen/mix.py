@@ -42,11 +42,12 @@ import json
 import logging
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.records import normalize_prompt, split_completion
-from datagen.select import Rows, as_frame, stable_hash
+from datagen.select import Rows, as_frame
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +164,8 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         part = candidates.filter(pl.col("kind") == kind)
         available[kind] = part.height
         if part.height > targets[kind]:
-            rank = [stable_hash(config.seed, f"take:{key}") for key in part["_key"].to_list()]
             part = (
-                part.with_columns(pl.Series("_rank", rank, dtype=pl.UInt64))
+                part.with_columns(seeded_rank(part["_key64"], config.seed, salt=1).alias("_rank"))
                 .sort("_rank")
                 .head(targets[kind])
                 .drop("_rank")
@@ -182,8 +182,7 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
             )
         chosen.append(part)
     mixed = pl.concat(chosen, how="vertical")
-    order = [stable_hash(config.seed, f"shuffle:{key}") for key in mixed["_key"].to_list()]
-    mixed = mixed.with_columns(pl.Series("_order", order, dtype=pl.UInt64)).sort("_order")
+    mixed = mixed.with_columns(seeded_rank(mixed["_key64"], config.seed, salt=2).alias("_order")).sort("_order")
     rows = mixed.with_columns(_messages_expr(config)).select(OUTPUT_COLUMNS)
 
     stats = {
@@ -241,9 +240,7 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         content = assistant_text(reasoning, summary, config)
         keep.append(i)
         contents.append(content)
-        keys.append(
-            hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).hexdigest()
-        )
+        keys.append(hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).digest())
     if skipped:
         log.warning("mix: skipped %s %s rows", skipped, kind)
 
@@ -257,9 +254,30 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
     part = part.with_columns(
         pl.lit(kind).alias("kind"),
         pl.Series("_content", contents, dtype=pl.String),
-        pl.Series("_key", keys, dtype=pl.String),
-    )
+        pl.Series("_key", keys, dtype=pl.Binary),
+    ).with_columns(pl.col("_key").bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("_key64"))
     return part, dict(sorted(skipped.items()))
+
+
+def seeded_rank(key64: pl.Series, seed: int, *, salt: int) -> pl.Series:
+    """A seeded pseudo-random UInt64 per row from its content key: splitmix64's
+    finalizer (Steele et al., "Fast splittable pseudorandom number generators",
+    2014) over ``key ^ mix(seed, salt)``. Vectorised (numpy), stable across
+    machines and library versions, and a function of the row's content only,
+    so sampling and shuffling do not depend on input order."""
+    with np.errstate(over="ignore"):
+        offset = _splitmix64(np.array([(seed * 0x9E3779B97F4A7C15 + salt) % 2**64], dtype=np.uint64))[0]
+        return pl.Series(key64.name, _splitmix64(key64.to_numpy() ^ offset), dtype=pl.UInt64)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.uint64, copy=True)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _messages_expr(config: MixConfig) -> pl.Expr:
