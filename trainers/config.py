@@ -130,8 +130,6 @@ class GRPOConfig(_TrainCommon):
             )
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward function, e.g. {accuracy: 1.0}")
-        if self.mu == 1 and self.epsilon_high is not None:
-            pass  # legal: with mu=1 the ratio is 1 at every step and the clip never binds; kept for config symmetry
         return self
 
     @property

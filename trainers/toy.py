@@ -1,8 +1,17 @@
-"""A toy verifiable task small enough to learn with RL on a CPU in a minute.
+"""Toy verifiable tasks small enough to learn with RL on a CPU in a minute.
 
-``a+b=`` with single-digit operands; the answer is the sum's digit(s)
-(``0``..``18``). The prompt matters: no policy that ignores it can beat 0.1
-in expectation (the most frequent sum, 9, is 10 of the 100 pairs).
+``ToyLastDigit`` (the "GRPO learns" task): ``n+1=`` with ``n`` a 3-digit
+number (``000``..``999``); the answer is the last digit of ``n + 1``. The
+prompt matters: the answer is uniform over ``0``..``9`` so any policy that
+ignores the prompt scores exactly 0.1 in expectation. Held-out numbers are
+never trained on, so held-out accuracy measures a learned rule, not recall.
+One-token answers keep the output space small and the reward dense (a random
+policy over the 24-token vocabulary is right ~4% of the time, so most groups
+of 16 contain a success).
+
+``ToyArithmetic``: the general ``a+b=`` generator (full sum or modulo) for
+the demo. Learning full addition from random weights with RL alone is much
+slower than ``ToyLastDigit`` (a 2-input table instead of a 1-input rule).
 
 Used by the "GRPO learns" test, ``benchmarks/grpo_toy.py``,
 ``benchmarks/grpo_vs_trl.py`` and the R1-in-miniature demo:
@@ -84,6 +93,43 @@ class ToyArithmetic:
 
     def eval_rows(self) -> list[dict[str, Any]]:
         return [self.row(a, b) for a, b in self._pairs()[1]]
+
+
+@dataclass(frozen=True)
+class ToyLastDigit:
+    """``NNN+k=`` -> last digit of ``NNN + k``; ``eval_size`` numbers held out."""
+
+    k: int = 1
+    eval_size: int = 200
+    split_seed: int = 1
+
+    def _numbers(self) -> tuple[list[int], list[int]]:
+        nums = list(range(1000))
+        random.Random(self.split_seed).shuffle(nums)
+        return nums[self.eval_size:], nums[: self.eval_size]
+
+    def row(self, n: int) -> dict[str, Any]:
+        return {"prompt": f"{n:03d}+{self.k}=", "answer": str((n + self.k) % 10), "domain": "math", "language": "en"}
+
+    def train_rows(self) -> list[dict[str, Any]]:
+        return [self.row(n) for n in self._numbers()[0]]
+
+    def eval_rows(self) -> list[dict[str, Any]]:
+        return [self.row(n) for n in self._numbers()[1]]
+
+
+def toy_grpo_config(output_dir: str, *, seed: int = 0, shuffle_rewards: bool = False, **overrides):
+    """The recipe that learns ``ToyLastDigit`` from random weights in ~150 steps
+    (held-out greedy accuracy ~0.6-0.9): one-token answers, G=16, lr 1e-3.
+    Pair it with ``toy_model(toy_tokenizer(), seed=seed)`` and evaluate with
+    ``greedy_accuracy(..., max_new_tokens=1)``."""
+    from trainers.config import GRPOConfig
+
+    base = dict(output_dir=output_dir, seed=seed, rewards={"toy_accuracy": 1.0}, learning_rate=1e-3,
+                max_steps=150, prompts_per_step=16, num_generations=16, max_new_tokens=1, lr_schedule="constant",
+                shuffle_rewards=shuffle_rewards, resume=False, log_every=10)
+    base.update(overrides)
+    return GRPOConfig(**base)
 
 
 def toy_tokenizer(*, prefill_think: bool = False):

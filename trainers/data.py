@@ -1,0 +1,124 @@
+"""SFT data: chat ``messages`` -> token ids with an assistant-only loss mask,
+and packing of short samples into fixed-budget rows without cross-talk.
+
+The mask is found by rendering the chat template incrementally: for the i-th
+assistant message, the tokens between "everything before it + generation
+prompt" and "everything up to and including it" are its content plus the
+template's end-of-turn token (``<|end|>``, ``<|im_end|>``): so the model is
+trained to stop. Prompt, system and user tokens are never in the loss.
+
+Packing concatenates samples into rows of at most ``max_length`` tokens; each
+sample keeps its own position ids (restarting at 0) and attends only to
+itself (a block-diagonal causal mask), so a packed row trains exactly like the
+samples one by one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+IGNORE = -100
+
+
+@dataclass
+class Sample:
+    input_ids: list[int]
+    labels: list[int]  # the token id where it is trained, IGNORE elsewhere
+
+
+@dataclass
+class PackedRow:
+    input_ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    position_ids: list[int] = field(default_factory=list)
+    seq_lens: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def parse_messages(value: Any) -> list[dict[str, str]]:
+    """A row's ``messages``: a list of {role, content} or its JSON string."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    msgs = [{"role": m["role"], "content": m["content"]} for m in value]
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise ValueError("a chat sample has no assistant message: nothing to train on")
+    return msgs
+
+
+def tokenize_chat(tokenizer, messages: list[dict[str, str]]) -> Sample:
+    """Token ids of the whole chat and labels on assistant tokens only (EOS included)."""
+    def ids(msgs, gen):
+        return tokenizer.apply_chat_template(msgs, add_generation_prompt=gen, tokenize=True, return_dict=False)
+
+    full = list(ids(messages, False))
+    labels = [IGNORE] * len(full)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        start = len(ids(messages[:i], True)) if i else len(ids([], True))
+        upto = list(ids(messages[: i + 1], False))
+        if full[: len(upto)] != upto:
+            raise ValueError("the chat template does not render a prefix of the chat as a token prefix; "
+                             "assistant masking needs a prefix-stable template")
+        labels[start: len(upto)] = upto[start:]
+    if tokenizer.eos_token_id is not None and full and full[-1] != tokenizer.eos_token_id \
+            and messages[-1]["role"] == "assistant" and tokenizer.eos_token_id not in full[-3:]:
+        # templates that don't close the turn with EOS: add it so the model learns to stop
+        full.append(tokenizer.eos_token_id)
+        labels.append(tokenizer.eos_token_id)
+    return Sample(full, labels)
+
+
+def pack(samples: Iterable[Sample], max_length: int) -> list[PackedRow]:
+    """Greedy in-order packing: append a sample to the current row while it fits."""
+    rows: list[PackedRow] = []
+    cur = PackedRow()
+    for s in samples:
+        n = len(s.input_ids)
+        if n > max_length:
+            raise ValueError(f"a sample of {n} tokens exceeds max_length={max_length}; drop or truncate it first")
+        if len(cur) + n > max_length and len(cur):
+            rows.append(cur)
+            cur = PackedRow()
+        cur.input_ids += s.input_ids
+        # a sample's first token is never a target across the boundary
+        cur.labels += [IGNORE] + s.labels[1:]
+        cur.position_ids += list(range(n))
+        cur.seq_lens.append(n)
+    if len(cur):
+        rows.append(cur)
+    return rows
+
+
+def unpacked(samples: Iterable[Sample]) -> list[PackedRow]:
+    return [PackedRow(list(s.input_ids), [IGNORE] + s.labels[1:], list(range(len(s.input_ids))), [len(s.input_ids)])
+            for s in samples]
+
+
+def collate(rows: list[PackedRow], pad_id: int):
+    """Right-padded tensors and a 4D block-diagonal causal mask ``[B, 1, L, L]``
+    (True = may attend) that keeps packed samples from seeing each other."""
+    import torch
+
+    L = max(len(r) for r in rows)
+    B = len(rows)
+    input_ids = torch.full((B, L), pad_id, dtype=torch.long)
+    labels = torch.full((B, L), IGNORE, dtype=torch.long)
+    position_ids = torch.zeros((B, L), dtype=torch.long)
+    seg = torch.full((B, L), -1, dtype=torch.long)
+    for b, r in enumerate(rows):
+        n = len(r)
+        input_ids[b, :n] = torch.tensor(r.input_ids)
+        labels[b, :n] = torch.tensor(r.labels)
+        position_ids[b, :n] = torch.tensor(r.position_ids)
+        seg[b, :n] = torch.repeat_interleave(torch.arange(len(r.seq_lens)), torch.tensor(r.seq_lens))
+    causal = torch.tril(torch.ones(L, L, dtype=torch.bool))
+    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0)
+    mask = (same & causal)[:, None]
+    # padding rows attend to themselves only, so no softmax row is empty (NaN-free)
+    mask = mask | torch.eye(L, dtype=torch.bool)[None, None]
+    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
