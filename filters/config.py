@@ -4,7 +4,7 @@ Every threshold can be turned off with ``null`` (``None``); a whole filter is
 turned off with ``enabled: false``. Unknown keys fail, so a typo in a YAML file
 is an error, not a silently ignored setting. Example (``configs/filters.yaml``)::
 
-    language: {max_foreign_share: 0.02}
+    language: {max_foreign_words: 5}
     length: {tokenizer: /models/qwen-7b, max_reasoning_tokens: 32768}
     decontam: {benchmarks: {aime_2024: data/aime24.jsonl}, ngram: 8}
     dedup: {near_threshold: null}        # exact dedup only
@@ -31,10 +31,11 @@ class LanguageConfig(_Strict):
     #: The reasoning is "in the wrong language" when its consistency (share of
     #: target-language words) is below this.
     min_consistency: float | None = Field(0.5, ge=0, le=1)
-    #: Mixed when foreign words exceed both this share of all words ...
-    max_foreign_share: float | None = Field(0.02, ge=0, le=1)
-    #: ... and this absolute count (a few technical terms are not mixing).
-    max_foreign_words: int = Field(3, ge=0)
+    #: Mixed when the foreign words exceed this count (technical terms and
+    #: names are not foreign words, see ``filters.language``) ...
+    max_foreign_words: int | None = Field(3, ge=0)
+    #: ... and, if set, this share of all words. Both None: no mixed check.
+    max_foreign_share: float | None = Field(None, ge=0, le=1)
     #: Check the summary (the answer) too, with the same thresholds.
     check_summary: bool = True
     #: Default target language when a record has none.

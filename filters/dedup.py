@@ -51,6 +51,7 @@ class DedupFilter(DatasetFilter):
         self.near_threshold = near_threshold
         self.shingle_words = shingle_words
         self.num_perm = num_perm
+        self._permutations = None
 
     def check_all(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:
         lsh = None
@@ -79,7 +80,12 @@ class DedupFilter(DatasetFilter):
             return KEEP
         from datasketch import MinHash
 
-        mh = MinHash(num_perm=self.num_perm, seed=1)
+        if self._permutations is None:
+            # Generating the permutations is most of a MinHash's construction
+            # cost; every MinHash of one run shares them (same seed anyway).
+            first = MinHash(num_perm=self.num_perm, seed=1)
+            self._permutations, self._scheme = first.permutations, first.scheme
+        mh = MinHash(num_perm=self.num_perm, seed=1, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch(list(shingles(prompt, self.shingle_words)))
         for other in lsh.query(mh):
             similarity = mh.jaccard(minhashes[other])

@@ -33,7 +33,7 @@ class ParagraphFilter(RowFilter):
             # A word takes at least two characters with its separator, except a
             # CJK character; only count when the bound could be exceeded.
             if self.max_words is not None and len(para) > self.max_words:
-                words = len(_WORDS.findall(para))
+                words = len(para.split()) if para.isascii() else len(_WORDS.findall(para))
                 if words > self.max_words:
                     return drop("long_paragraph", f"paragraph {i}: {words} words > {self.max_words}")
         return KEEP

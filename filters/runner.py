@@ -10,7 +10,8 @@ plus the stats for the manifest::
 
     {"total": n, "kept": k,
      "dropped": {"<filter>/<reason>": count, ...},   # metric keys dropped/<filter>/<reason>
-     "filters": [...], "seconds": {"<filter>": s, ...},
+     "filters": [...], "seconds": {"<filter>": s, ...},      # wall clock
+     "cpu_seconds": {"<filter>": s, ...},                   # this process's CPU time
      "length_counter": "approx" | "tokenizer:<path>", "skipped": {...}}
 
 Order is cheap → expensive, and problems before samples: ``decontam`` and
@@ -136,11 +137,12 @@ def run_filters(
         row["drop_detail"] = None
     dropped: Counter[str] = Counter()
     seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
     bar = _Progress(len(out) * len(filters)) if progress else None
     try:
         for flt in filters:
             alive = [r for r in out if r["drop"] is None]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             if isinstance(flt, DatasetFilter):
                 decisions = flt.check_all(alive)
                 if bar:
@@ -154,6 +156,7 @@ def run_filters(
                 if bar:
                     bar.advance(flt.name, len(out) - len(alive))
             seconds[flt.name] = time.perf_counter() - start
+            cpu_seconds[flt.name] = time.process_time() - cpu_start
             _apply(flt.name, alive, decisions, dropped)
             log.info("filter %s: %d of %d rows dropped in %.2fs", flt.name,
                      sum(1 for d in decisions if not d.keep), len(alive), seconds[flt.name])
@@ -167,6 +170,7 @@ def run_filters(
         "dropped": dict(sorted(dropped.items())),
         "filters": [f.name for f in filters],
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "skipped": skipped,
     }
     if length is not None:

@@ -64,6 +64,11 @@ def test_chinese_sentence_in_japanese_target_is_detected():
     assert LanguageMixFilter().judge(text, "ja") == "mixed_language"
 
 
+def test_one_foreign_sentence_in_a_long_text_is_mixing():
+    text = " ".join([EN] * 40) + " Donc la réponse est bien égale à six, ce qui confirme notre calcul. " + EN
+    assert LanguageMixFilter().judge(text, "en") == "mixed_language"
+
+
 def test_french_sentence_in_english_is_mixing_same_script():
     text = EN + " Donc la réponse est bien égale à six, ce qui confirme notre calcul précédent. " + EN
     assert LanguageMixFilter().judge(text, "en") == "mixed_language"
@@ -71,9 +76,11 @@ def test_french_sentence_in_english_is_mixing_same_script():
 
 def test_thresholds_can_be_turned_off():
     text = EN + " Donc la réponse est bien égale à six, ce qui confirme notre calcul précédent."
-    assert LanguageMixFilter(max_foreign_share=None).judge(text, "en") is None
+    assert LanguageMixFilter().judge(text, "en") == "mixed_language"
+    assert LanguageMixFilter(max_foreign_words=None).judge(text, "en") is None
+    assert LanguageMixFilter(max_foreign_share=0.5).judge(text, "en") is None
     fr = "Nous dérivons les deux membres et obtenons la pente de la tangente au point donné."
-    assert LanguageMixFilter(min_consistency=None, max_foreign_share=None).judge(fr, "en") is None
+    assert LanguageMixFilter(min_consistency=None, max_foreign_words=None).judge(fr, "en") is None
 
 
 def test_summary_is_checked_separately():
