@@ -250,3 +250,7 @@ def test_huge_answer_is_judged_under_the_time_limit():
     v = verify_math(done("$\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}$"), "2", timeout_s=1.0)
     assert v["outcome"] in ("timeout", "incorrect")
     assert len(v["detail"]) < 400
+
+
+def test_the_word_answer_alone_is_not_a_final_answer_phrase():
+    assert extract_final_answer("To answer this we would need more data, which we lack here.") is None

@@ -88,7 +88,8 @@ def _boxed_all(text: str) -> list[str]:
 
 
 _FINAL_PHRASE = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)?\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)",
+    # the connector is required: "To answer this, note …" states nothing
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:\*\*)?\s*(?:is|:|=|：)\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)",
     re.IGNORECASE,
 )
 _CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.IGNORECASE)
