@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.records import normalize_prompt, split_completion
@@ -183,7 +184,7 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         chosen.append(part)
     mixed = pl.concat(chosen, how="vertical")
     mixed = mixed.with_columns(seeded_rank(mixed["_key64"], config.seed, salt=2).alias("_order")).sort("_order")
-    rows = mixed.with_columns(_messages_expr(config)).select(OUTPUT_COLUMNS)
+    rows = mixed.with_columns(_messages_column(mixed, config)).select(OUTPUT_COLUMNS)
 
     stats = {
         "input": given,
@@ -280,13 +281,31 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _messages_expr(config: MixConfig) -> pl.Expr:
-    turns = []
+def _messages_column(frame: pl.DataFrame, config: MixConfig) -> pl.Series:
+    """The ``messages`` column, assembled in Arrow: the turns' texts interleaved
+    row by row into one flat struct array, cut into lists by fixed offsets.
+    (polars' ``concat_list`` of ``struct`` expressions does the same ~3x slower.)"""
+    n = frame.height
+    texts = [frame["prompt"].to_arrow(), frame["_content"].to_arrow()]
+    roles = ["user", "assistant"]
     if config.system_prompt is not None:
-        turns.append(pl.struct(role=pl.lit("system"), content=pl.lit(config.system_prompt, dtype=pl.String)))
-    turns.append(pl.struct(role=pl.lit("user"), content=pl.col("prompt")))
-    turns.append(pl.struct(role=pl.lit("assistant"), content=pl.col("_content")))
-    return pl.concat_list(turns).alias("messages")
+        texts.insert(0, pa.array([config.system_prompt] * n, type=pa.large_string()))
+        roles.insert(0, "system")
+    turns = len(texts)
+    flat = pa.concat_arrays([_one_chunk(t).cast(pa.large_string()) for t in texts])
+    # Row i's turn j sits at j * n + i in ``flat``; gather them row-major.
+    order = (np.arange(n, dtype=np.int64)[:, None] + np.arange(turns, dtype=np.int64)[None, :] * n).ravel()
+    content = flat.take(pa.array(order))
+    role = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(turns, dtype=np.int8), n)), pa.array(roles, type=pa.large_string())
+    ).cast(pa.large_string())
+    structs = pa.StructArray.from_arrays([role, content], names=["role", "content"])
+    offsets = pa.array(np.arange(0, n * turns + 1, turns, dtype=np.int64))
+    return pl.Series("messages", pa.LargeListArray.from_arrays(offsets, structs)).cast(MESSAGES_DTYPE)
+
+
+def _one_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:

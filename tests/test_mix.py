@@ -146,6 +146,12 @@ def test_shortfall_takes_everything_and_is_recorded(caplog):
     assert "shortfall 2" in caplog.text
 
 
+def test_empty_inputs_give_an_empty_mix_with_the_full_shortfall():
+    result = mix([], [], MixConfig(reasoning_count=2, non_reasoning_count=1))
+    assert result.rows.height == 0 and result.rows.columns[-1] == "messages"
+    assert result.stats["shortfall"] == {"reasoning": 2, "non_reasoning": 1}
+
+
 def test_default_targets_are_r1s_600k_200k():
     assert MixConfig().targets() == {"reasoning": 600_000, "non_reasoning": 200_000}
 
