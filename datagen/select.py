@@ -309,20 +309,25 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
 
 
 def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the optional columns select reads, as nulls, so the logic has one shape."""
-    missing = []
+    """Give the columns select reads one shape: add missing optional ones as
+    nulls, and type all-null columns (polars infers ``Null`` for a column of
+    Nones, which string and boolean expressions refuse)."""
+    for name in ("problem_id", "sample_id", "accepted"):
+        if name not in frame.columns:
+            raise ValueError(f"select needs a {name!r} column; got columns {frame.columns}")
+    fixes = []
     for name, dtype in (
+        ("accepted", pl.Boolean),
         ("drop", pl.String),
         ("completion_tokens", pl.Int64),
         ("completion", pl.String),
         ("domain", pl.String),
     ):
         if name not in frame.columns:
-            missing.append(pl.lit(None, dtype=dtype).alias(name))
-    for name in ("problem_id", "sample_id", "accepted"):
-        if name not in frame.columns:
-            raise ValueError(f"select needs a {name!r} column; got columns {frame.columns}")
-    return frame.with_columns(missing) if missing else frame
+            fixes.append(pl.lit(None, dtype=dtype).alias(name))
+        elif frame.schema[name] == pl.Null:
+            fixes.append(pl.col(name).cast(dtype))
+    return frame.with_columns(fixes) if fixes else frame
 
 
 def _pick(candidates: pl.DataFrame, config: SelectConfig) -> pl.DataFrame:

@@ -147,6 +147,22 @@ def test_stats_histogram_zero_accepted_and_domains():
     }
 
 
+def test_all_null_columns_from_a_frame_are_typed():
+    frame = pl.DataFrame(
+        {
+            "problem_id": ["p", "p"],
+            "sample_id": ["p:0", "p:1"],
+            "accepted": [True, True],
+            "completion": [None, None],
+            "drop": [None, None],
+            "completion_tokens": [None, None],
+        }
+    )
+    assert select(frame, SelectConfig(k=1)).selected["sample_id"].to_list() == ["p:0"]
+    unjudged = select(frame.with_columns(accepted=pl.lit(None)), SelectConfig())
+    assert unjudged.stats["problems_unjudged"] == 1
+
+
 def test_missing_required_column_names_it():
     with pytest.raises(ValueError, match="'accepted'"):
         select(pl.DataFrame({"problem_id": ["p"], "sample_id": ["p:0"]}), SelectConfig())
