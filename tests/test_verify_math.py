@@ -254,3 +254,8 @@ def test_huge_answer_is_judged_under_the_time_limit():
 
 def test_the_word_answer_alone_is_not_a_final_answer_phrase():
     assert extract_final_answer("To answer this we would need more data, which we lack here.") is None
+
+
+def test_membership_and_the_real_line_are_intervals():
+    assert outcome("x \\in [1, 2]", "[1,2]") == "correct"
+    assert outcome("\\mathbb{R}", "(-\\infty, \\infty)") == "correct"

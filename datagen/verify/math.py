@@ -328,7 +328,8 @@ def _normalize(raw: str) -> tuple[str, dict]:
     s = _MIXED_LATEX.sub(r"(\1+\\frac{\2}{\3})", s)
     s = _MIXED_PLAIN.sub(r"(\1+\\frac{\2}{\3})", s)
     s = _SCI_E.sub(r"\1\\times10^{\2}", s)
-    s = re.sub(r"\\(?:mathbb|mathcal)\{R\}", "\\\\mathbb{R}", s)
+    # the real line, however it is written, is one interval
+    s = re.sub(r"^(?:\\(?:mathbb|mathbf|mathcal)\s*\{?R\}?|all real numbers)$", "(-\\\\infty,\\\\infty)", s, flags=re.IGNORECASE)
     return s.strip(), flags
 
 
@@ -393,6 +394,7 @@ def _parse(raw: str) -> Node:
 def _parse_norm(t: str, flags: dict) -> Node:
     t = t.strip()
     t = re.sub(r"^(?:either|both)\s+", "", t, flags=re.IGNORECASE)
+    t = re.sub(r"^(?:[a-zA-Z]|\\[a-z]+)\s*\\in\s*(?=\S)", "", t)  # x \in [1, 2] is the interval
     if not t:
         return Text("")
     if _EMPTY.match(t):
