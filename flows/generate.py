@@ -97,15 +97,23 @@ def run_shard(params: ShardParams) -> dict[str, Any]:
         guard = contextlib.nullcontext()
     with guard:
         rows = generate_rows(params.problems, backend_for(params.generation), params.generation)
-    writer.write_shard(params.shard_name, rows)
     finish = Counter(r["finish_reason"] for r in rows)
-    return {
+    stats = {
         "shards_generated": 1,
         "samples": len(rows),
         "problems": len(params.problems),
         "finish_reason": dict(finish),
         "completion_tokens": sum(r.get("completion_tokens") or 0 for r in rows),
     }
+    # Stats first, then the shard (its marker is the completion signal): a fanned-out
+    # parent reads them from the store, the one place every worker shares.
+    store.objects.put_bytes(_stats_key(params), json.dumps(stats).encode())
+    writer.write_shard(params.shard_name, rows)
+    return stats
+
+
+def _stats_key(params: ShardParams) -> str:
+    return f"{params.output}/{params.version}/stats/{params.shard_name}.json"
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
@@ -123,11 +131,17 @@ def generate_shard_flow(params: ShardParams) -> dict[str, Any]:
 def _via_deployment(name: str, params: ShardParams) -> dict[str, Any]:
     from prefect.deployments import run_deployment
 
+    store = open_store(params.root)
+    writer = store.writer(params.output, stage="_shard", version=params.version)
+    if writer.shard_done(params.shard_name):  # resume without paying for a flow run
+        return {"shards_skipped": 1, "samples": writer.shard_info(params.shard_name).rows}
     run = run_deployment(name, parameters={"params": json.loads(params.model_dump_json())}, timeout=None,
-                         as_subflow=True)
+                         poll_interval=2, as_subflow=True)
     if not run.state or not run.state.is_completed():
         raise RuntimeError(f"shard {params.shard_name}: deployment run {run.id} ended {run.state}")
-    return run.state.result()
+    # The child's return value is not persisted (it would live on the worker's disk);
+    # its stats are in the store, beside the shard it wrote.
+    return json.loads(store.objects.get_bytes(_stats_key(params)))
 
 
 @flow(name="generate")
