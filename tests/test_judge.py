@@ -99,3 +99,30 @@ def test_real_tiny_model_judge_gives_typed_outcomes(tmp_path):
     verdicts = verify_judge(rows, backend, sampling=SamplingConfig(temperature=0.0, max_tokens=16))
     assert [v["outcome"] for v in verdicts] == ["error", "error", "unparseable"]
     assert all("unparseable judge output" in v["detail"] for v in verdicts[:2])
+
+
+def test_cli_verify_with_judge_on_tiny_model(tmp_path):
+    from datagen.cli.main import main
+    from datagen.files import read_records, write_records
+
+    model = save_tiny(tmp_path / "judge")
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_records(src, [{**ROW, "problem_id": "q1", "sample_id": "q1:0"},
+                        {**ROW, "problem_id": "q2", "sample_id": "q2:0", "answer": None}])
+    code = main(["verify", str(src), "--verifier", "judge", "--judge-backend", "hf", "--judge-model", str(model),
+                 "--output", str(out), "--no-progress"])
+    assert code == 0
+    rows = read_records(out)
+    assert [r["verdicts"]["judge"]["outcome"] for r in rows] == ["error", "error"]
+    assert "unparseable judge output" in rows[0]["verdicts"]["judge"]["detail"]
+    assert rows[0]["completion"] == ROW["completion"]  # rows keep their fields
+
+
+def test_cli_judge_without_model_is_a_user_error(tmp_path, capsys):
+    from datagen.cli.main import main
+    from datagen.files import write_records
+
+    src = tmp_path / "in.jsonl"
+    write_records(src, [{**ROW, "problem_id": "q1", "sample_id": "q1:0"}])
+    assert main(["verify", str(src), "--verifier", "judge", "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert "--judge-model" in capsys.readouterr().err

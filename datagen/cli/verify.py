@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the chat template pre-filled <think>: completions start inside the reasoning")
     p.add_argument("--require-answer-tags", action="store_true",
                    help="format: require the R1-Zero <answer>…</answer> form")
+    p.add_argument("--judge-backend", choices=("hf", "openai", "vllm"), default="openai",
+                   help="judge: generation backend of the judge model (default: openai-compatible server)")
+    p.add_argument("--judge-model", metavar="MODEL", help="judge: model name or local path")
+    p.add_argument("--judge-base-url", metavar="URL", help="judge: server URL for --judge-backend openai")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_verify)
 
@@ -51,6 +55,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         opts["think_prefilled"] = True
     if args.verifier == "format" and args.require_answer_tags:
         opts["require_answer_tags"] = True
+    if args.verifier == "judge":
+        opts["judge_backend"] = _judge_backend(args)
+        opts["think_prefilled"] = args.think_prefilled
     rows, stats = verify_rows(rows, args.verifier, workers=args.workers, progress=not args.no_progress, **opts)
     write_records(args.output, rows)
 
@@ -65,3 +72,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
             table.add_row(outcome, str(counts[outcome]), f"{counts[outcome] / total:.1%}")
     Console().print(table)
     return 0
+
+
+def _judge_backend(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from datagen.generate import make_backend
+    from datagen.generate.config import HFBackendConfig, OpenAIBackendConfig, VLLMBackendConfig
+
+    if not args.judge_model:
+        raise CLIError("--verifier judge needs --judge-model MODEL")
+    kinds = {"hf": HFBackendConfig, "openai": OpenAIBackendConfig, "vllm": VLLMBackendConfig}
+    fields: dict[str, Any] = {"model": args.judge_model}
+    if args.judge_base_url:
+        if args.judge_backend != "openai":
+            raise CLIError("--judge-base-url only applies to --judge-backend openai")
+        fields["base_url"] = args.judge_base_url
+    try:
+        return make_backend(kinds[args.judge_backend](**fields))
+    except (ValidationError, OSError, ImportError) as exc:
+        raise CLIError(f"cannot start the {args.judge_backend} judge backend: {exc}") from None

@@ -55,11 +55,11 @@ def parse_judge_output(text: str | None, *, think_prefilled: bool = False) -> tu
     return match.group(1) == "CORRECT", lines[-1]
 
 
-def _response_of(row: Mapping[str, Any]) -> str | None:
+def _response_of(row: Mapping[str, Any], think_prefilled: bool) -> str | None:
     """The final answer part of a row's completion (its summary)."""
     if row.get("summary") is not None:
         return row["summary"]
-    return split_completion(row.get("completion")).summary
+    return split_completion(row.get("completion"), think_prefilled=think_prefilled).summary
 
 
 def verify_judge(
@@ -69,11 +69,14 @@ def verify_judge(
     template: str = "judge.v1",
     sampling: SamplingConfig = JUDGE_SAMPLING,
     prompts_dir: str | None = None,
+    think_prefilled: bool = False,
 ) -> list[dict[str, Any]]:
     """Judge each row's final answer against its ``answer``; one verdict dict per row.
 
     Rows need ``prompt``, ``answer`` (the reference) and ``summary`` or
-    ``completion``. All judge requests go to the backend in one batch.
+    ``completion`` (split with ``think_prefilled`` when the generating chat
+    template pre-filled ``<think>``). All judge requests go to the backend in
+    one batch.
     """
     load_template(template, prompts_dir)  # fail on a bad template before any model call
     verdicts: list[dict[str, Any] | None] = [None] * len(rows)
@@ -84,7 +87,7 @@ def verify_judge(
         if reference is None or not str(reference).strip():
             verdicts[i] = verdict("error", detail="no reference answer to judge against")
             continue
-        response = _response_of(row)
+        response = _response_of(row, think_prefilled)
         if response is None or not response.strip():
             verdicts[i] = verdict("unparseable", detail="response has no final answer")
             continue

@@ -105,10 +105,28 @@ def _run_format(rows: list[dict[str, Any]], *, workers: int | None, on_done: OnD
     return out
 
 
+def _run_judge(rows: list[dict[str, Any]], *, workers: int | None, on_done: OnDone, judge_backend: Any = None,
+               judge_template: str = "judge.v1", think_prefilled: bool = False, **_: Any) -> list[Verdict]:
+    from datagen.verify.judge import verify_judge
+
+    if judge_backend is None:
+        raise ValueError("the judge verifier needs judge_backend=<a datagen.generate Backend>")
+    out: list[Verdict] = []
+    for chunk in _chunks(rows, 256):  # large chunks: a GPU backend batches the whole chunk
+        try:
+            out.extend(verify_judge(chunk, judge_backend, template=judge_template, think_prefilled=think_prefilled))
+        except Exception as exc:  # the judge's own failure is error, never incorrect
+            log.exception("judge failed on a chunk of %d rows", len(chunk))
+            out.extend(verdict("error", detail=f"judge failed: {exc!r}") for _ in chunk)
+        on_done(len(chunk))
+    return out
+
+
 VERIFIERS: dict[str, Verifier] = {
     "math": Verifier(_run_math, _needs_math),
     "code": Verifier(_run_code, _needs_code),
     "format": Verifier(_run_format, _missing_completion),
+    "judge": Verifier(_run_judge, _needs_math),  # same needs: a reference answer and a completion
 }
 
 
