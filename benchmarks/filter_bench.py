@@ -1,8 +1,9 @@
 """Throughput of the whole filter chain on synthetic long reasoning texts.
 
 Generates ``--rows`` (default 20,000) reasoning texts of ~10-30 KB each from
-sentence templates (cheap: random words and numbers, so lines rarely repeat
-and the texts look like English math CoT with LaTeX and inline code), with a
+sentence templates (cheap: a pool of 50,000 sentences with random words and
+numbers, sampled per paragraph, so lines rarely repeat within a text and the
+texts look like English math CoT with LaTeX and inline code), with a
 small share of dirty rows (truncated, mixed language, code blocks, loops,
 duplicate and contaminated problems) so every filter has work. Runs
 ``filters.runner.run_filters`` once over the whole list in this process (one
@@ -43,6 +44,14 @@ TEMPLATES = [
     "If we {v} the {n} of $\\sum_{{k=1}}^{{{i}}} k = {j}$, the {a} {n} follows directly.",
     "The {a} {n} is bounded by ${i}$, so we only need to {v} up to ${x} \\le {j}$.",
     "Therefore the {n} equals ${j}$, and I will {v} the {a} step once more to be sure.",
+    # Terse sentences with few function words: these skip the language
+    # filter's cheap pre-screen and go to fastText (about 40% of sentences
+    # here, as in the hand-written texts of benchmarks/data).
+    "Substituting ${x} = {i}$ gives {j}; {a} {n} consistent.",
+    "Hmm, {a} {n} looks suspicious here.",
+    "Quick sanity check: {a} {n} matches ${j}$.",
+    "Both sides agree, good.",
+    "Next, {v} {a} {n} carefully.",
 ]
 TEMPLATES_FR = ["Donc la {n} est égale à ${i}$ et nous devons vérifier le cas suivant avec attention."]
 TEMPLATES_ZH = ["所以这个结果是对的，我们再检查一下第 {i} 步的计算。"]
@@ -54,11 +63,17 @@ def sentence(rng: random.Random, templates=TEMPLATES) -> str:
         y=rng.choice("pqrstuvw"), i=rng.randint(2, 9999), j=rng.randint(2, 99999))
 
 
-def reasoning(rng: random.Random, kind: str) -> str:
+def sentence_pool(rng: random.Random, n: int = 50_000) -> list[str]:
+    """Formatting every sentence of 400 MB is most of the generation time; texts sample a pool instead."""
+    return [sentence(rng) for _ in range(n)]
+
+
+def reasoning(rng: random.Random, kind: str, pool: list[str] | None = None) -> str:
     target = rng.randint(10_000, 30_000)
     paragraphs, size = [], 0
     while size < target:
-        para = " ".join(sentence(rng) for _ in range(rng.randint(2, 6)))
+        k = rng.randint(2, 6)
+        para = " ".join(rng.choices(pool, k=k) if pool else [sentence(rng) for _ in range(k)])
         paragraphs.append(para)
         size += len(para) + 2
     if kind == "mixed_fr":
@@ -77,6 +92,7 @@ def make_rows(n: int, seed: int) -> tuple[list[dict], list[str]]:
     kinds = ["clean"] * 90 + ["mixed_fr", "mixed_zh", "code", "loop", "truncated"] * 2
     rows, prompts = [], []
     samples = 4
+    pool = sentence_pool(rng)
     for p in range(n // samples):
         prompt = (f"Problem {p}: find the {rng.choice(ADJS)} {rng.choice(NOUNS)} of the {rng.choice(NOUNS)} "
                   f"defined by {rng.randint(1, 10**6)} and {rng.randint(1, 10**6)}, then {rng.choice(VERBS)} it.")
@@ -87,7 +103,7 @@ def make_rows(n: int, seed: int) -> tuple[list[dict], list[str]]:
             kind = rng.choice(kinds)
             rows.append({
                 "problem_id": f"p{p}", "sample_id": f"p{p}:{k}", "source": "bench", "domain": "math",
-                "language": "en", "prompt": prompt, "reasoning": reasoning(rng, kind),
+                "language": "en", "prompt": prompt, "reasoning": reasoning(rng, kind, pool),
                 "summary": f"The answer is $\\boxed{{{rng.randint(1, 999)}}}$.",
                 "finish_reason": "length" if kind == "truncated" else "stop",
             })
@@ -109,7 +125,7 @@ def main() -> None:
         bench.write_text("".join(json.dumps({"problem": p}) + "\n" for p in prompts[7::97]))
         config = FiltersConfig(decontam={"benchmarks": [str(bench)]})
         start, cpu_start = time.perf_counter(), time.process_time()
-        out, stats = run_filters(rows, config)
+        _, stats = run_filters(rows, config)
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 
@@ -87,4 +88,4 @@ def reasoning_of(record: Mapping[str, Any]) -> str:
     return record.get("reasoning") or ""
 
 
-__all__ = ["Decision", "KEEP", "drop", "slug", "RowFilter", "DatasetFilter", "reasoning_of"]
+__all__ = ["KEEP", "DatasetFilter", "Decision", "RowFilter", "drop", "reasoning_of", "slug"]

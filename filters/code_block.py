@@ -8,12 +8,13 @@ behaviour than the one the data should teach.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
 
 #: An opening fence at the start of a line (``` or ~~~, optional language tag).
-_FENCE = re.compile(r"^[ \t]*(```|~~~)", re.M)
+_FENCE = re.compile(r"^[ \t]*(```|~~~)", re.MULTILINE)
 
 
 class CodeBlockFilter(RowFilter):

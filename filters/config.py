@@ -55,7 +55,7 @@ class LengthConfig(_Strict):
     drop_truncated: bool = True
 
     @model_validator(mode="after")
-    def _ranges(self) -> "LengthConfig":
+    def _ranges(self) -> LengthConfig:
         for part in ("reasoning", "answer"):
             lo, hi = getattr(self, f"min_{part}_tokens"), getattr(self, f"max_{part}_tokens")
             if lo is not None and hi is not None and lo > hi:
@@ -123,27 +123,27 @@ class FiltersConfig(BaseModel):
     language: LanguageConfig = LanguageConfig()
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "FiltersConfig":
+    def from_yaml(cls, path: str | Path) -> FiltersConfig:
         """Load from a YAML file (an empty file gives the defaults).
 
         A file may nest the settings under a top-level ``filters:`` key.
         """
         data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of filter name -> settings")
+            raise TypeError(f"{path}: expected a mapping of filter name -> settings")
         if set(data) == {"filters"}:
             data = data["filters"] or {}
         return cls.model_validate(data)
 
 
 __all__ = [
+    "AnswerConfig",
+    "CodeBlockConfig",
+    "DecontamConfig",
+    "DedupConfig",
     "FiltersConfig",
     "LanguageConfig",
     "LengthConfig",
     "ParagraphConfig",
-    "CodeBlockConfig",
     "RepetitionConfig",
-    "AnswerConfig",
-    "DedupConfig",
-    "DecontamConfig",
 ]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from filters.base import KEEP, DatasetFilter, Decision, drop, slug
 

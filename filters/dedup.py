@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from datagen.records import normalize_prompt
-
 from filters.base import KEEP, DatasetFilter, Decision, drop
 
 _WORD = re.compile(r"\w+")

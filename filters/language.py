@@ -48,8 +48,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from filters.base import KEEP, Decision, RowFilter, drop
 
@@ -68,7 +69,7 @@ _DELIMITED = re.compile(
     r"|\\\(.*?\\\)"
     r"|`[^`\n]*`"                             # inline code
     r"|\\[a-zA-Z]+\*?",                       # a stray LaTeX command
-    re.S,
+    re.DOTALL,
 )
 _URL = re.compile(r"https?://\S+|www\.\S+")
 #: A whitespace-delimited token holding a code/math symbol: dp[i], a_n, f(x), x+1.
@@ -79,7 +80,7 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 #: inner hyphens kept: "l'équation", "Gauss-Jordan").
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’\-][^\W\d_{_CJK}]+)*")
 _KANA = re.compile(r"[\u3040-\u30ff]")
-_NON_LATIN = re.compile(rf"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff]")
+_NON_LATIN = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff]")
 
 
 def clean(text: str) -> str:
@@ -146,19 +147,40 @@ _SAME_LANGUAGE: dict[str, frozenset[str]] = {
 #: target-language without asking fastText (which costs ~10x more per
 #: sentence). Anything else still goes to fastText.
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the of and to a in is it that we this for be with as so on are by not or if then "
-                    "was but can let me which from an at all have has there its so now since".split()),
-    "fr": frozenset("le la les de des du et est un une que qui dans pour nous on en ce il pas sur par "
-                    "avec donc au aux sont mais cette ou si alors".split()),
-    "de": frozenset("der die das und ist nicht ein eine zu den von mit sich des auf für im dem wir "
-                    "es auch als wenn dann also noch wie oder".split()),
-    "es": frozenset("el la los las de y que en un una es por con para del se no lo como más pero "
-                    "entonces si su al".split()),
-    "it": frozenset("il lo la gli le di e che un una è per con non del della sono si come ma quindi "
-                    "allora se".split()),
-    "pt": frozenset("o a os as de e que em um uma é para com não do da se como mas então por no na".split()),
-    "nl": frozenset("de het een en van is dat niet op te in voor met zijn als dan ook maar wij".split()),
-    "ru": frozenset("и в не на что это как с по мы то для из но если так или его при".split()),
+    "en": frozenset([
+        "the", "of", "and", "to", "a", "in", "is", "it", "that", "we", "this", "for", "be", "with", "as",
+        "so", "on", "are", "by", "not", "or", "if", "then", "was", "but", "can", "let", "me", "which",
+        "from", "an", "at", "all", "have", "has", "there", "its", "now", "since"
+    ]),
+    "fr": frozenset([
+        "le", "la", "les", "de", "des", "du", "et", "est", "un", "une", "que", "qui", "dans", "pour",
+        "nous", "on", "en", "ce", "il", "pas", "sur", "par", "avec", "donc", "au", "aux", "sont", "mais",
+        "cette", "ou", "si", "alors"
+    ]),
+    "de": frozenset([
+        "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "zu", "den", "von", "mit", "sich", "des",
+        "auf", "für", "im", "dem", "wir", "es", "auch", "als", "wenn", "dann", "also", "noch", "wie", "oder"
+    ]),
+    "es": frozenset([
+        "el", "la", "los", "las", "de", "y", "que", "en", "un", "una", "es", "por", "con", "para", "del",
+        "se", "no", "lo", "como", "más", "pero", "entonces", "si", "su", "al"
+    ]),
+    "it": frozenset([
+        "il", "lo", "la", "gli", "le", "di", "e", "che", "un", "una", "è", "per", "con", "non", "del",
+        "della", "sono", "si", "come", "ma", "quindi", "allora", "se"
+    ]),
+    "pt": frozenset([
+        "o", "a", "os", "as", "de", "e", "que", "em", "um", "uma", "é", "para", "com", "não", "do", "da",
+        "se", "como", "mas", "então", "por", "no", "na"
+    ]),
+    "nl": frozenset([
+        "de", "het", "een", "en", "van", "is", "dat", "niet", "op", "te", "in", "voor", "met", "zijn",
+        "als", "dan", "ook", "maar", "wij"
+    ]),
+    "ru": frozenset([
+        "и", "в", "не", "на", "что", "это", "как", "с", "по", "мы", "то", "для", "из", "но", "если", "так",
+        "или", "его", "при"
+    ]),
 }
 _FOREIGN_MARKERS: dict[str, frozenset[str]] = {
     lang: frozenset().union(*(w for other, w in _FUNCTION_WORDS.items() if other != lang)) - own

@@ -10,10 +10,10 @@ carries "(approx)", so nobody mistakes it for real token counts.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from datagen.records import split_completion
-
 from filters.base import KEEP, Decision, RowFilter, drop
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")

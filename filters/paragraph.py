@@ -8,7 +8,8 @@ blank line; a CJK character counts as a word (CJK text has no spaces).
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from datagen.records import split_completion
-
 from filters.answer import AnswerFilter
 from filters.base import DatasetFilter, Decision, RowFilter
 from filters.code_block import CodeBlockFilter

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         config = FiltersConfig.from_yaml(args.config) if args.config else FiltersConfig()
     except FileNotFoundError:
         raise CLIError(f"{args.config}: no such file") from None
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, TypeError) as exc:
         raise CLIError(f"{args.config}: {exc}") from None
     try:
         out, stats = run_filters(rows, config, names=args.filters, progress=not args.no_progress)
