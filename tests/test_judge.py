@@ -110,7 +110,7 @@ def test_cli_verify_with_judge_on_tiny_model(tmp_path):
     write_records(src, [{**ROW, "problem_id": "q1", "sample_id": "q1:0"},
                         {**ROW, "problem_id": "q2", "sample_id": "q2:0", "answer": None}])
     code = main(["verify", str(src), "--verifier", "judge", "--judge-backend", "hf", "--judge-model", str(model),
-                 "--output", str(out), "--no-progress"])
+                 "--judge-max-tokens", "16", "--output", str(out), "--no-progress"])
     assert code == 0
     rows = read_records(out)
     assert [r["verdicts"]["judge"]["outcome"] for r in rows] == ["error", "error"]

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="judge: generation backend of the judge model (default: openai-compatible server)")
     p.add_argument("--judge-model", metavar="MODEL", help="judge: model name or local path")
     p.add_argument("--judge-base-url", metavar="URL", help="judge: server URL for --judge-backend openai")
+    p.add_argument("--judge-max-tokens", type=int, metavar="N", help="judge: token budget per verdict (default 4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_verify)
 
@@ -58,6 +59,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.verifier == "judge":
         opts["judge_backend"] = _judge_backend(args)
         opts["think_prefilled"] = args.think_prefilled
+        opts["judge_max_tokens"] = args.judge_max_tokens
     rows, stats = verify_rows(rows, args.verifier, workers=args.workers, progress=not args.no_progress, **opts)
     write_records(args.output, rows)
 

@@ -106,15 +106,20 @@ def _run_format(rows: list[dict[str, Any]], *, workers: int | None, on_done: OnD
 
 
 def _run_judge(rows: list[dict[str, Any]], *, workers: int | None, on_done: OnDone, judge_backend: Any = None,
-               judge_template: str = "judge.v1", think_prefilled: bool = False, **_: Any) -> list[Verdict]:
-    from datagen.verify.judge import verify_judge
+               judge_template: str = "judge.v1", judge_max_tokens: int | None = None, think_prefilled: bool = False,
+               **_: Any) -> list[Verdict]:
+    from datagen.verify.judge import JUDGE_SAMPLING, verify_judge
+
+    sampling = JUDGE_SAMPLING if judge_max_tokens is None else JUDGE_SAMPLING.model_copy(
+        update={"max_tokens": judge_max_tokens})
 
     if judge_backend is None:
         raise ValueError("the judge verifier needs judge_backend=<a datagen.generate Backend>")
     out: list[Verdict] = []
     for chunk in _chunks(rows, 256):  # large chunks: a GPU backend batches the whole chunk
         try:
-            out.extend(verify_judge(chunk, judge_backend, template=judge_template, think_prefilled=think_prefilled))
+            out.extend(verify_judge(chunk, judge_backend, template=judge_template, sampling=sampling,
+                                    think_prefilled=think_prefilled))
         except Exception as exc:  # the judge's own failure is error, never incorrect
             log.exception("judge failed on a chunk of %d rows", len(chunk))
             out.extend(verdict("error", detail=f"judge failed: {exc!r}") for _ in chunk)
