@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)  # this module's progress only; not every HTTP request of the client
     log.setLevel(logging.INFO)
+    log.propagate = False  # Prefect configures the root logger too: print once
 
     from flows.config import ConfigError
 
