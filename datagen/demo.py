@@ -1,6 +1,7 @@
 """``make demo`` — DeepSeek-R1 in miniature, end to end on a CPU, no downloads.
 
-1. Problems: procedurally generated verifiable arithmetic (``a+b=``), a
+1. Problems: procedurally generated verifiable arithmetic — ``NNN+1=``, whose
+   answer is the last digit of the sum (``trainers.toy.ToyLastDigit``) — a
    training pool and a disjoint held-out pool, imported by the ``ingest`` flow.
 2. Teacher (R1-Zero): a tiny causal LM with random weights is trained from
    scratch by the ``grpo`` flow on rule rewards only — accuracy and format —
@@ -37,7 +38,7 @@ from typing import Any
 log = logging.getLogger("datagen.demo")
 
 TEMPLATE = "arith_fewshot.v1"
-EXEMPLARS = "arith.v1"
+EXEMPLARS = "lastdigit.v1"
 FEW_SHOT_K = 2
 SEED = 0
 
@@ -54,16 +55,16 @@ def _render(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _accuracy(model_dir: str | Path, rows: list[dict[str, Any]], *, tokenizer=None, model=None) -> float:
+def _accuracy(model_dir: str | Path, rows: list[dict[str, Any]], *, max_new_tokens: int = 4) -> float:
     """Greedy held-out accuracy: the answer after the reasoning equals the gold answer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from datagen.records import split_completion
     from trainers.toy import greedy_completions
 
-    tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_dir)
-    model = model or AutoModelForCausalLM.from_pretrained(model_dir)
-    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=8)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=max_new_tokens)
     correct = 0
     for text, row in zip(completions, rows):
         summary = split_completion(text).summary or ""
@@ -80,7 +81,7 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
     from flows.ingest import IngestParams, ingest_flow
     from flows.pipeline import PipelineParams, pipeline_flow
     from flows.train import GRPOParams, SFTParams, grpo_flow, sft_flow
-    from trainers.toy import TOY_CHARSET, ToyArithmetic, toy_grpo_config
+    from trainers.toy import TOY_CHARSET, ToyLastDigit, toy_grpo_config
 
     started = time.monotonic()
     store = open_store(None)
@@ -94,7 +95,7 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
 
     # 1. problems ------------------------------------------------------------
     t0 = time.monotonic()
-    task = ToyArithmetic(max_operand=9, held_out=20)
+    task = ToyLastDigit(eval_size=200)
     train = [normalize_row({**r, "source": "toy-arith"}) for r in task.train_rows()]
     held_out = [normalize_row({**r, "source": "toy-arith-heldout"}) for r in task.eval_rows()]
     write_records(work / "problems.jsonl", train)
@@ -116,13 +117,15 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
     build_model(tokenizer, hidden_size=64, num_layers=2, max_position_embeddings=64, seed=SEED).save_pretrained(
         teacher_init)
     tokenizer.save_pretrained(teacher_init)
-    grpo_cfg = toy_grpo_config(model=str(teacher_init), output_dir=str(work / "teacher"), seed=SEED,
+    # R1-Zero: rule rewards only — accuracy, plus a small format reward.
+    grpo_cfg = toy_grpo_config(str(work / "teacher"), model=str(teacher_init), seed=SEED,
+                               rewards={"toy_accuracy": 1.0, "toy_format": 0.1},
                                **({"max_steps": 10} if quick else {}))
     grpo_ref = grpo_flow(GRPOParams(root=root, input=teacher_prompts_ref, output="demo-teacher-runs",
                                     grpo=grpo_cfg, gpu_limit=False))
     teacher_dir = store.resolve(grpo_ref).stats["grpo"]["final_model_dir"]
     held_rendered = _render(held_out)
-    teacher_acc = _accuracy(teacher_dir, held_rendered)
+    teacher_acc = _accuracy(teacher_dir, held_rendered, max_new_tokens=1)
     stage("teacher (grpo)", t0)
     print(f"[demo] teacher held-out accuracy: {teacher_acc:.2f}", flush=True)
 
@@ -132,18 +135,23 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
         "root": root,
         "ingest": {"name": "demo-problems", "file": str(work / "problems.jsonl")},
         "generate": {
-            "output": "demo-generations", "shard_size": 40, "gpu_limit": False,
+            "output": "demo-generations", "shard_size": 200, "gpu_limit": False,
             "generation": {
-                "backend": {"kind": "hf", "model": teacher_dir, "batch_size": 40},
-                "template": TEMPLATE, "exemplars": EXEMPLARS, "k": FEW_SHOT_K, "seed": SEED, "n": 8,
-                "sampling": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 6, "seed": SEED},
+                "backend": {"kind": "hf", "model": teacher_dir, "batch_size": 64},
+                "template": TEMPLATE, "exemplars": EXEMPLARS, "k": FEW_SHOT_K, "seed": SEED, "n": 4,
+                # The task's answers are one token by design (the GRPO recipe's too).
+                "sampling": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 1, "seed": SEED},
             },
         },
         "verify": {"output": "demo-verified"},
-        # Digits-only answers: language ID has nothing to judge, and lengths are tiny.
-        "filter": {"output": "demo-filtered", "filters": {"language": {"enabled": False}}},
+        # Digits-only, one-token answers: language ID has nothing to judge and every
+        # completion stops at the one-token budget, so those two filters are off.
+        "filter": {"output": "demo-filtered",
+                   "filters": {"language": {"enabled": False}, "length": {"enabled": False}}},
         "select": {"output": "demo-selected", "prompts_output": "demo-grpo-prompts", "select": {"k": 4}},
-        "mix": {"output": "demo-sft-mix", "mix": {"reasoning_count": 10_000, "non_reasoning_count": 0}},
+        # The toy's verified answers carry no chain of thought: keep them answer-only.
+        "mix": {"output": "demo-sft-mix",
+                "mix": {"reasoning_count": 10_000, "non_reasoning_count": 0, "require_reasoning": False}},
     })
     refs = pipeline_flow(pipeline)
     stage("pipeline (generate..mix)", t0)
@@ -158,7 +166,7 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
     before = _accuracy(student_init, raw_held)
     from trainers.config import SFTConfig
 
-    sft_cfg = SFTConfig(model=str(student_init), output_dir=str(work / "student"), num_epochs=3 if quick else 30,
+    sft_cfg = SFTConfig(model=str(student_init), output_dir=str(work / "student"), num_epochs=1 if quick else 40,
                         learning_rate=3e-3, warmup_ratio=0.05, max_length=64, per_device_batch_size=32,
                         packing=True, seed=SEED, resume=False)
     sft_ref = sft_flow(SFTParams(root=root, input=refs["mix"], output="demo-student-runs", sft=sft_cfg,

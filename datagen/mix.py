@@ -85,6 +85,11 @@ class MixConfig(BaseModel):
     special_token: str = Field("|special_token|", min_length=1, description="delimiter of the cold_start format")
     system_prompt: str | None = Field(None, description="system message put first in every conversation; none if null")
     seed: int = Field(0, description="seed of the per-part sampling and the final shuffle")
+    require_reasoning: bool = Field(
+        True,
+        description="skip reasoning samples without a reasoning trace (counted as no_reasoning); false keeps them "
+        "answer-only, for tasks whose verified answers need no chain of thought",
+    )
 
     @model_validator(mode="after")
     def _counts_or_ratio(self) -> MixConfig:
@@ -231,7 +236,7 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         if kind == "non_reasoning" and summary is None and completions[i] is None:
             summary = answers[i]
         reason = None
-        if kind == "reasoning" and not reasoning:
+        if kind == "reasoning" and not reasoning and config.require_reasoning:
             reason = "no_reasoning"
         elif not summary:
             reason = "no_summary" if kind == "reasoning" else "no_response"

@@ -81,7 +81,8 @@ def stage_writer(
 
 
 def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Sum nested count dicts (per-shard stats -> stage stats). Non-numbers: last wins."""
+    """Sum nested count dicts (per-shard stats -> stage stats). Non-numbers: last wins;
+    ``*_rate`` keys become None (a ratio does not add up; recompute it from the counts)."""
     out: dict[str, Any] = {}
     for part in parts:
         _merge_into(out, part)
@@ -90,7 +91,9 @@ def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _merge_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
     for k, v in part.items():
-        if isinstance(v, Mapping):
+        if k.endswith("_rate"):
+            out[k] = None  # a ratio does not add up across shards: the caller recomputes it
+        elif isinstance(v, Mapping):
             _merge_into(out.setdefault(k, {}), v)
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out.get(k), (int, float)):
             out[k] = out[k] + v

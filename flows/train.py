@@ -70,7 +70,10 @@ def _commit_run(writer, result, stage: str) -> str:
     history = summary.pop("history", []) or []
     rows = [{k: _jsonable(v) for k, v in h.items()} for h in history]
     if rows:
-        writer.write(rows)
+        import pyarrow as pa
+
+        # Metrics rows, not records: no record schema imposed.
+        writer.write(pa.Table.from_pylist(rows))
     stats = {stage: _jsonable({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}),
              "final_metrics": _jsonable(summary.get("metrics", {}))}
     manifest = writer.commit(stats=stats)

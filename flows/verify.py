@@ -73,6 +73,9 @@ def verify_flow(params: VerifyParams) -> str:
     fn = partial(verify_shard, verifiers_by_domain=params.verifiers_by_domain, workers=params.workers,
                  math_timeout_s=params.math_timeout_s)
     stats = map_version(store, source, writer, fn, stage="verify")
+    for counts in stats.get("acceptance", {}).get("by_domain", {}).values():
+        decided = counts.get("accepted", 0) + counts.get("rejected", 0)
+        counts["acceptance_rate"] = round(counts.get("accepted", 0) / decided, 4) if decided else None
     manifest = writer.commit(stats=stats)
     publish("verify", manifest, stats)
     return manifest.ref
