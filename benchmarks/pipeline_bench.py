@@ -5,7 +5,8 @@ is written to a local root; then the stages verify → filter → select → mix
 twice over it:
 
 - ``prefect``: the real flows (one task per shard, artifacts, a Prefect
-  server — the temporary one a CLI run starts);
+  server — the temporary one a CLI run starts), with one task at a time so
+  that the comparison isolates orchestration from thread-pool concurrency;
 - ``plain``: the same plain stage functions called in a loop, no Prefect.
 
 Orchestration share = (prefect wall − plain wall) / prefect wall, per stage
@@ -110,11 +111,20 @@ def run_plain(store, gen_ref: str, verify_p, filter_p, select_p, mix_p) -> dict[
 
 
 def run_prefect(root: str, gen_ref: str, verify_p, filter_p, select_p, mix_p) -> dict[str, float]:
-    from flows.filter import filter_flow
-    from flows.mix import mix_flow
-    from flows.select import select_flow
-    from flows.verify import verify_flow
+    from prefect.task_runners import ThreadPoolTaskRunner
 
+    from flows import filter as filter_mod
+    from flows import mix as mix_mod
+    from flows import select as select_mod
+    from flows import verify as verify_mod
+
+    # One task at a time, like the plain loop: the difference is then the
+    # orchestration itself, not Prefect's thread-pool concurrency.
+    def sequential(f):
+        return f.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
+
+    verify_flow, filter_flow = sequential(verify_mod.verify_flow), sequential(filter_mod.filter_flow)
+    select_flow, mix_flow = sequential(select_mod.select_flow), sequential(mix_mod.mix_flow)
     times = {}
     t0 = time.perf_counter()
     v = verify_flow(verify_p.model_copy(update={"root": root, "input": gen_ref}))
