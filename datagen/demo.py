@@ -228,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     if work.exists():
         shutil.rmtree(work)  # models are scratch; the dataset versions are the record
-    report = run(work, quick=args.quick)
+    from flows.common import ad_hoc_run_settings
+
+    with ad_hoc_run_settings():
+        report = run(work, quick=args.quick)
     Path(args.report).write_text(json.dumps(report, indent=2))
     _print_summary(report)
     if not args.quick and report["student_accuracy_after"] <= report["student_accuracy_before"]:

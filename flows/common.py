@@ -183,3 +183,24 @@ def _flatten(stats: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
         return out
     return {prefix: stats}
+
+
+def ad_hoc_run_settings():
+    """Prefect settings for an ad-hoc run in this process (CLI, demo, benchmarks).
+
+    With no ``PREFECT_API_URL`` the run goes to a temporary server that dies
+    with the process, so flow-run heartbeats (for a server to spot crashed
+    runs on workers) serve nothing — and Prefect 3.8's heartbeat thread costs
+    ~1 s at the end of *every* flow run (it sleeps in 1 s steps and is joined
+    on exit), i.e. 8+ s of a pipeline. They are turned off there; against a
+    real server (workers, deployments) they stay on.
+    """
+    import contextlib
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return contextlib.nullcontext()
+    import prefect.settings as ps
+    from prefect.settings import temporary_settings
+
+    return temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})

@@ -66,10 +66,11 @@ def cmd_run(args) -> int:
     module, fn_name, _ = FLOWS[args.flow]
     flow_fn = getattr(importlib.import_module(module), fn_name)
 
+    from flows.common import ad_hoc_run_settings
     from flows.progress import cli_progress
     from flows.summary import print_summary
 
-    with cli_progress(args.flow):
+    with ad_hoc_run_settings(), cli_progress(args.flow):
         result = flow_fn(params)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
