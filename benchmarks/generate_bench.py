@@ -15,8 +15,7 @@ import time
 
 import torch
 
-from datagen.generate import GenerateConfig, GenOutput, GenRequest, GenResult, HFBackendConfig, SamplingConfig
-from datagen.generate import generate
+from datagen.generate import GenerateConfig, GenOutput, GenRequest, GenResult, HFBackendConfig, SamplingConfig, generate
 from datagen.generate.backends.hf import HFBackend
 from datagen.tinymodel import build_model, build_tokenizer
 

@@ -60,9 +60,9 @@ def run_plain(store, gen_ref: str, verify_p, filter_p, select_p, mix_p) -> dict[
     """The same stage functions with no Prefect: read shard, work, write shard, commit."""
     from datagen.mix import mix
     from datagen.select import select
+    from filters.runner import run_filters
     from flows.filter import enabled_filters, filter_shard
     from flows.verify import verify_shard
-    from filters.runner import run_filters
 
     times = {}
     t0 = time.perf_counter()

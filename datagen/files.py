@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -98,9 +99,9 @@ def write_records(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) ->
 
 __all__ = [
     "FileFormatError",
+    "encode_verdicts",
     "file_format",
     "iter_jsonl_lines",
     "read_records",
     "write_records",
-    "encode_verdicts",
 ]

@@ -26,7 +26,8 @@ import hashlib
 import json
 import re
 import unicodedata
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -108,7 +109,7 @@ class Record:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Record":
+    def from_row(cls, row: Mapping[str, Any]) -> Record:
         """Build from a stored row (verdicts may be a JSON string or a dict)."""
         core = {k: row.get(k) for k in CORE_COLUMNS}
         core["verdicts"] = decode_verdicts(core.get("verdicts"))
@@ -294,7 +295,7 @@ def to_arrow(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)

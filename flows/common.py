@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from datagen.store import Manifest, Store, VersionWriter, open_store
+from datagen.store.manifest import flatten_stats
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
         get_run_context()
     except Exception:  # noqa: BLE001 - not in a run: nothing to publish to
         return
-    flat = _flatten(stats)
+    flat = flatten_stats(stats)
     key = f"{stage}-{manifest.dataset}".lower().replace("_", "-")
     create_table_artifact(
         table=[{"statistic": k, "value": v} for k, v in flat.items()] or [{"statistic": "rows", "value": manifest.rows}],
@@ -174,15 +176,6 @@ def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
         f"parents: {', '.join(str(p) for p in manifest.parents) or '-'}",
         key=f"{key}-version"[:100],
     )
-
-
-def _flatten(stats: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(stats, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in stats.items():
-            out.update(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
-        return out
-    return {prefix: stats}
 
 
 def ad_hoc_run_settings():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 _listener: Callable[[str, int, int], None] | None = None
 _lock = threading.Lock()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def _refs(result: Any) -> list[str]:
@@ -23,7 +24,7 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
     from rich.table import Table
 
     from datagen.store import open_store
-    from flows.common import _flatten
+    from datagen.store.manifest import flatten_stats
 
     store = open_store(root)
     console = Console()
@@ -36,7 +37,7 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
             m = store.resolve(ref)
         except Exception:  # noqa: BLE001 - not a dataset ref
             continue
-        flat = _flatten(m.stats)
+        flat = flatten_stats(m.stats)
         keys = ", ".join(f"{k}={v}" for k, v in list(flat.items())[:8])
         table.add_row(m.stage, m.ref, f"{m.rows:,}", keys)
     console.print(table)

@@ -12,6 +12,7 @@ Both take a slot of the global concurrency limit ``gpu``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -81,38 +82,32 @@ def _commit_run(writer, result, stage: str) -> str:
     return manifest.ref
 
 
+def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], Any]) -> str:
+    """Resolve the input version, train on it (holding a ``gpu`` slot), commit the run version."""
+    store = open_store(params.root)
+    source = store.resolve(params.input)
+    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
+    writer = stage_writer(store, params.output, stage=stage, parents=[source], config=config)
+    if writer.committed is not None:
+        logger().info("%s: %s already committed; nothing to do", stage, writer.committed.ref)
+        return writer.committed.ref
+    with _gpu(params.gpu_limit):
+        result = train(store.scan(source))
+    return _commit_run(writer, result, stage)
+
+
 @task(cache_policy=NO_CACHE)
 def sft_task(params: SFTParams) -> str:
     from trainers.sft import train_sft
 
-    store = open_store(params.root)
-    source = store.resolve(params.input)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
-    writer = stage_writer(store, params.output, stage="sft", parents=[source], config=config)
-    if writer.committed is not None:
-        logger().info("sft: %s already committed; nothing to do", writer.committed.ref)
-        return writer.committed.ref
-    rows = store.scan(source).select("messages").collect().to_dicts()
-    with _gpu(params.gpu_limit):
-        result = train_sft(params.sft, rows)
-    return _commit_run(writer, result, "sft")
+    return _train(params, "sft", lambda lf: train_sft(params.sft, lf.select("messages").collect().to_dicts()))
 
 
 @task(cache_policy=NO_CACHE)
 def grpo_task(params: GRPOParams) -> str:
     from trainers.grpo import train_grpo
 
-    store = open_store(params.root)
-    source = store.resolve(params.input)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
-    writer = stage_writer(store, params.output, stage="grpo", parents=[source], config=config)
-    if writer.committed is not None:
-        logger().info("grpo: %s already committed; nothing to do", writer.committed.ref)
-        return writer.committed.ref
-    prompts = store.scan(source).collect().to_dicts()
-    with _gpu(params.gpu_limit):
-        result = train_grpo(params.grpo, prompts)
-    return _commit_run(writer, result, "grpo")
+    return _train(params, "grpo", lambda lf: train_grpo(params.grpo, lf.collect().to_dicts()))
 
 
 @flow(name="sft")

@@ -16,8 +16,9 @@ samples one by one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 IGNORE = -100
 

@@ -32,9 +32,10 @@ import copy
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from trainers.config import GRPOConfig
 from trainers.runtime import (

@@ -98,7 +98,7 @@ def aggregate(
     loss_type: LossType,
     *,
     num_sequences: int | None = None,
-    num_tokens: int | float | None = None,
+    num_tokens: float | None = None,
     max_completion_length: int | None = None,
 ) -> torch.Tensor:
     """Reduce a ``[B, T]`` per-token loss over the completion ``mask``.

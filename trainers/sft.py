@@ -21,9 +21,10 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from trainers.config import SFTConfig
 from trainers.data import IGNORE, PackedRow, collate, pack, parse_messages, tokenize_chat, unpacked

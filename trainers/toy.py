@@ -34,7 +34,7 @@ from typing import Any
 
 TOY_CHARSET = "0123456789+="
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def extract_answer(completion: str) -> str:

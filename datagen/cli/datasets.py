@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from datagen.cli.main import CLIError
+from datagen.store.manifest import flatten_stats
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,15 +129,6 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def _flatten(stats: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(stats, dict):
-        out: dict[str, Any] = {}
-        for k, v in stats.items():
-            out.update(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
-        return out
-    return {prefix: stats}
-
-
 def cmd_show(args) -> int:
     store = _store(args)
     m = store.resolve(args.ref)
@@ -158,7 +150,7 @@ def cmd_show(args) -> int:
     console.print(t)
     chain = store.lineage(m)
     console.print("lineage: " + "  <-  ".join(f"{c.dataset}@{c.id} ({c.stage})" for c in chain))
-    flat = _flatten(m.stats)
+    flat = flatten_stats(m.stats)
     if flat:
         st = _table("stats", ["statistic", "value"])
         for k, v in flat.items():
@@ -202,7 +194,7 @@ def cmd_diff(args) -> int:
     a, b = store.resolve(args.a), store.resolve(args.b)
     sa = {f["name"]: f["type"] for f in a.schema_}
     sb = {f["name"]: f["type"] for f in b.schema_}
-    fa, fb = _flatten(a.stats), _flatten(b.stats)
+    fa, fb = flatten_stats(a.stats), flatten_stats(b.stats)
     stats = {}
     for k in sorted(set(fa) | set(fb)):
         va, vb = fa.get(k), fb.get(k)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,7 +79,7 @@ class VLLMBackendConfig(_Strict):
 
 
 BackendConfig = Annotated[
-    Union[HFBackendConfig, OpenAIBackendConfig, VLLMBackendConfig], Field(discriminator="kind")
+    HFBackendConfig | OpenAIBackendConfig | VLLMBackendConfig, Field(discriminator="kind")
 ]
 
 
@@ -110,7 +110,7 @@ class GenerateConfig(_Strict):
     prompts_dir: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "GenerateConfig":
+    def _check(self) -> GenerateConfig:
         if self.k > 0 and self.exemplars is None:
             raise ValueError("k > 0 needs an exemplar file: set exemplars=<name> or k=0")
         return self

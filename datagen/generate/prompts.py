@@ -29,15 +29,16 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from datagen.records import normalize_prompt
 
 #: The repository's prompts folder (``prompts/`` beside the ``datagen`` package).
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
-_SECTION = re.compile(r"^=== (prompt|system|user|exemplar) ===[ \t]*$", re.M)
+_SECTION = re.compile(r"^=== (prompt|system|user|exemplar) ===[ \t]*$", re.MULTILINE)
 _SLOT = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _SLOTS = {"prompt", "language", "reference", "response", "exemplars"}
 _EXEMPLAR_SLOTS = {"prompt", "reasoning", "summary"}
@@ -122,7 +123,7 @@ def _load_template(name: str, prompts_dir: str) -> Template:
             sections[section] = body
     # A section ends with the newline before the next marker / end of file; that
     # newline belongs to the file layout, not to the prompt.
-    sections = {k: (v[1:] if v.startswith("\n") else v).removesuffix("\n") for k, v in sections.items()}
+    sections = {k: (v.removeprefix("\n")).removesuffix("\n") for k, v in sections.items()}
     if "prompt" in sections and ({"system", "user"} & sections.keys()):
         raise TemplateError(f"{path}: use either a 'prompt' section or 'system'/'user' sections, not both")
     if "prompt" not in sections and "user" not in sections:

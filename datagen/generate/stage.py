@@ -34,8 +34,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from datagen.files import write_records
 from datagen.generate.backends.base import Backend, GenRequest, GenResult

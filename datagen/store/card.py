@@ -4,18 +4,8 @@ the bucket needs — rows, schema, lineage, the stage's config and its stats."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from datagen.store.manifest import Manifest
-
-
-def _flatten(stats: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(stats, dict):
-        out = []
-        for k, v in stats.items():
-            out.extend(_flatten(v, f"{prefix}/{k}" if prefix else str(k)))
-        return out
-    return [(prefix, stats)]
+from datagen.store.manifest import Manifest, flatten_stats
 
 
 def render_card(manifest: Manifest, lineage: list[Manifest]) -> str:
@@ -40,7 +30,7 @@ def render_card(manifest: Manifest, lineage: list[Manifest]) -> str:
         lines.append("Other parents: " + ", ".join(f"`{p}`" for p in manifest.parents[1:]))
     lines += ["", "## Schema", "", "| column | type |", "| --- | --- |"]
     lines += [f"| {f['name']} | {f['type']} |" for f in manifest.schema_]
-    flat = _flatten(manifest.stats)
+    flat = list(flatten_stats(manifest.stats).items())
     if flat:
         lines += ["", "## Statistics", "", "| statistic | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in flat]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from datagen.files import file_format, iter_jsonl_lines
 from datagen.records import RecordError, normalize_prompt, normalize_row

@@ -39,7 +39,7 @@ def check_name(name: str, what: str = "dataset") -> str:
 
 def new_version_id(now: dt.datetime | None = None) -> str:
     """Time-sortable, collision-free: ``20261121T193500Z-3fa9c2d1``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
@@ -117,10 +117,20 @@ class Manifest(BaseModel):
         return json.dumps(self.model_dump(by_alias=True), indent=2, sort_keys=False, default=str).encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "Manifest":
+    def from_json(cls, data: bytes | str) -> Manifest:
         return cls.model_validate(json.loads(data))
 
 
 def schema_to_list(schema) -> list[dict[str, str]]:
     """An Arrow schema as ``[{name, type}]`` (JSON-friendly, diffable)."""
     return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def flatten_stats(stats: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested stats -> ``{"a/b/c": value}`` (the metric keys tables and diffs show)."""
+    if isinstance(stats, dict):
+        out: dict[str, Any] = {}
+        for k, v in stats.items():
+            out.update(flatten_stats(v, f"{prefix}/{k}" if prefix else str(k)))
+        return out
+    return {prefix: stats}

@@ -31,9 +31,10 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,7 +57,7 @@ class NotFound(StoreError):
 
 
 def etag_of(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()  # noqa: S324 - an etag, not security
+    return hashlib.md5(data).hexdigest()
 
 
 # ----------------------------------------------------------------------------- local

@@ -23,8 +23,9 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -88,7 +89,7 @@ class VersionWriter:
 
     def __init__(
         self,
-        store: "Store",
+        store: Store,
         dataset: str,
         *,
         stage: str,
@@ -277,7 +278,7 @@ class VersionWriter:
         manifest = Manifest(
             id=self.version,
             dataset=self.dataset,
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             parents=self.parents,
             stage=self.stage,
             config=self.config,
@@ -335,4 +336,4 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-__all__ = ["VersionWriter", "AlreadyExists", "DEFAULT_SHARD_BYTES"]
+__all__ = ["DEFAULT_SHARD_BYTES", "AlreadyExists", "VersionWriter"]

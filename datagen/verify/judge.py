@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from datagen.generate.backends.base import Backend, GenRequest
 from datagen.generate.config import SamplingConfig
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 JUDGE_SAMPLING = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=4096)
 
 _VERDICT_LINE = re.compile(r"^VERDICT: (CORRECT|INCORRECT)$")
-_ANY_VERDICT = re.compile(r"VERDICT:\s*(CORRECT|INCORRECT)\b", re.I)
+_ANY_VERDICT = re.compile(r"VERDICT:\s*(CORRECT|INCORRECT)\b", re.IGNORECASE)
 
 
 def parse_judge_output(text: str | None, *, think_prefilled: bool = False) -> tuple[bool | None, str]:
