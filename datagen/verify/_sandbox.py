@@ -148,14 +148,22 @@ class SandboxPool:
 
     @contextlib.contextmanager
     def zygote(self) -> Iterator[Zygote]:
-        """Borrow a zygote; a dead one (e.g. killed from outside) is replaced."""
+        """Borrow a zygote; a dead one (e.g. killed from outside) or one that failed
+        mid-request is replaced."""
         zyg = self._take()
+        healthy = False
         try:
             yield zyg
+            healthy = True
         finally:
-            if zyg.alive():
+            if healthy and zyg.alive():
                 self._idle.put(zyg)
             else:
+                # Dead, or broken mid-request (its pipe may be out of step with
+                # the next request): never hand it out again.
+                if zyg.alive():
+                    zyg.proc.kill()
+                    zyg.close()
                 with self._lock:
                     self._started -= 1
                     self._all.remove(zyg)
