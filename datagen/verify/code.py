@@ -54,6 +54,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +62,8 @@ from typing import Any
 
 from datagen.records import split_completion, verdict
 from datagen.verify._sandbox import Execution, SandboxError, SandboxPool, default_pool
+
+log = logging.getLogger(__name__)
 
 #: Fenced block languages we can run; a bare fence counts as Python.
 PYTHON_LANGS = frozenset({"", "python", "python3", "py", "py3"})
@@ -229,17 +232,35 @@ def verify_code(
     if code is None:
         return verdict("unparseable", detail=why)
     pool = pool or default_pool()
-    try:
-        with pool.zygote() as zygote:
-            for index, case in enumerate(spec.cases):
-                execution = zygote.run(_request(code, spec, case, output_limit_bytes))
-                failure = _judge(execution, spec, case)
-                if failure is not None:
-                    outcome, detail = failure
-                    where = f"test {index + 1}/{len(spec.cases)}: " if outcome != "error" else ""
-                    return verdict(outcome, detail=where + detail)
-    except SandboxError as exc:
-        return verdict("error", detail=f"sandbox failed: {exc}")
+    # A failure of the sandbox itself (a fork refused under a burst of load, a
+    # zygote that died) says nothing about the candidate: the whole record is
+    # retried once on a fresh zygote before it becomes an ``error`` verdict.
+    for attempt in range(SANDBOX_ATTEMPTS):
+        try:
+            result = _run_cases(pool, code, spec, output_limit_bytes)
+        except SandboxError as exc:
+            result = verdict("error", detail=f"sandbox failed: {exc}")
+        if result["outcome"] != "error":
+            break
+        log.warning("code sandbox failure (attempt %d/%d): %s", attempt + 1, SANDBOX_ATTEMPTS, result["detail"])
+    return result
+
+
+SANDBOX_ATTEMPTS = 2
+
+
+def _run_cases(pool: SandboxPool, code: str, spec: TestSpec, output_limit_bytes: int) -> dict[str, Any]:
+    """Run the cases in order on one zygote, stopping at the first failure."""
+    with pool.zygote() as zygote:
+        for index, case in enumerate(spec.cases):
+            execution = zygote.run(_request(code, spec, case, output_limit_bytes))
+            failure = _judge(execution, spec, case)
+            if failure is not None:
+                outcome, detail = failure
+                if outcome == "error":
+                    # Out of step or broken: do not hand this zygote out again.
+                    raise SandboxError(detail.removeprefix("sandbox failed: "))
+                return verdict(outcome, detail=f"test {index + 1}/{len(spec.cases)}: {detail}")
     return verdict("correct", detail=f"passed {len(spec.cases)}/{len(spec.cases)} tests")
 
 
