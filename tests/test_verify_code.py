@@ -325,3 +325,20 @@ def test_batch_preserves_order():
     completions = [solution("print(5)"), solution("print(6)"), "no code"]
     verdicts = verify_code_batch(completions, [json.dumps(ADD)] * 3, workers=2)
     assert [v["outcome"] for v in verdicts] == ["correct", "incorrect", "unparseable"]
+
+
+def test_a_zygote_killed_while_idle_is_replaced():
+    from datagen.verify._sandbox import SandboxPool
+    from datagen.verify.code import verify_code
+
+    pool = SandboxPool(1)
+    try:
+        tests = {"kind": "stdin_stdout", "cases": [{"input": "", "output": "1\n"}]}
+        assert verify_code("```python\nprint(1)\n```", tests, pool=pool)["outcome"] == "correct"
+        [zyg] = pool._all
+        zyg.proc.kill()
+        zyg.proc.wait()
+        assert verify_code("```python\nprint(1)\n```", tests, pool=pool)["outcome"] == "correct"
+        assert pool._all and pool._all[0] is not zyg
+    finally:
+        pool.close()

@@ -170,15 +170,29 @@ class SandboxPool:
 
     def _take(self) -> Zygote:
         with self._lock:
-            try:
-                return self._idle.get_nowait()
-            except queue.Empty:
-                pass
+            while True:
+                try:
+                    zyg = self._idle.get_nowait()
+                except queue.Empty:
+                    break
+                if zyg.alive():
+                    return zyg
+                # Died while idle (killed from outside, OOM): replace it.
+                self._started -= 1
+                self._all.remove(zyg)
+                zyg.close()
             start = self._started < self.size
             if start:
                 self._started += 1
         if not start:
-            return self._idle.get()
+            zyg = self._idle.get()
+            if zyg.alive():
+                return zyg
+            with self._lock:
+                self._started -= 1
+                self._all.remove(zyg)
+            zyg.close()
+            return self._take()
         try:
             zyg = Zygote()
         except BaseException:

@@ -450,8 +450,11 @@ def _find_callable(namespace, name):
 
 
 if __name__ == "__main__":
-    # Die with the harness that started us; never outlive it.
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # We die with the harness through our request pipe: when it exits (or is
+    # killed) the pipe closes and serve() returns at EOF. Not PR_SET_PDEATHSIG:
+    # that fires when the *thread* that started us exits, and zygotes are
+    # started lazily from short-lived worker threads — it killed every
+    # zygote at the end of each verify_code_batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
