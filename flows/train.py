@@ -12,6 +12,7 @@ Both take a slot of the global concurrency limit ``gpu``.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -68,13 +69,20 @@ def _jsonable(value: Any) -> Any:
 
 def _commit_run(writer, result, stage: str) -> str:
     summary = asdict(result) if is_dataclass(result) else dict(vars(result))
-    history = summary.pop("history", []) or []
+    history = summary.pop("history", None)
+    if not history:
+        # SFT keeps its per-step metrics in the run folder's metrics.jsonl.
+        log_file = Path(summary.get("output_dir") or ".") / "metrics.jsonl"
+        history = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] \
+            if log_file.is_file() else []
     rows = [{k: _jsonable(v) for k, v in h.items()} for h in history]
     if rows:
         import pyarrow as pa
 
-        # Metrics rows, not records: no record schema imposed.
-        writer.write(pa.Table.from_pylist(rows))
+        # Metrics rows, not records: no record schema imposed; train and eval
+        # steps log different keys, so take the union of them.
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        writer.write(pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows]))
     stats = {stage: _jsonable({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}),
              "final_metrics": _jsonable(summary.get("metrics", {}))}
     manifest = writer.commit(stats=stats)

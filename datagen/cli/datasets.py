@@ -84,12 +84,16 @@ def _console():
     return Console()
 
 
+#: Columns whose values must stay on one line (copy-pasteable ids).
+_NO_WRAP = {"dataset", "version", "created", "rows"}
+
+
 def _table(title: str | None, columns: list[str]):
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(c, overflow="fold", no_wrap=c in _NO_WRAP)
     return t
 
 
@@ -124,7 +128,8 @@ def cmd_ls(args) -> int:
         return 0
     t = _table(f"datasets in {store.root}", ["dataset", "version", "rows", "created", "stage", "tags"])
     for r in rows:
-        t.add_row(r["dataset"], r["version"], f"{r['rows']:,}", r["created"], r["stage"], ",".join(r["tags"]))
+        t.add_row(r["dataset"], r["version"], f"{r['rows']:,}", r["created"].replace("+00:00", "Z"), r["stage"],
+                  ",".join(r["tags"]))
     _console().print(t)
     return 0
 
