@@ -168,38 +168,72 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
 
 
 class HFSampler:
-    """G samples per prompt with ``model.generate`` from the current policy."""
+    """G samples per prompt from the current policy, with transformers on CPU or GPU.
+
+    The G samples of a prompt share its prefill, as vLLM's ``n`` does: each
+    prompt is run through the model once, its KV cache is repeated G times,
+    and only decoding runs on all P×G rows. ``model.generate`` would prefill
+    every prompt G times (``repeat_interleave`` of the inputs), which is most
+    of a step's cost when completions are short.
+    """
 
     def __init__(self, cfg: GRPOConfig, tokenizer):
         self.cfg, self.tokenizer = cfg, tokenizer
 
     def sample(self, model, prompt_texts: list[str]):
+        """-> (prompt ids, prompt mask, completion ids), each with P×G rows (G
+        consecutive rows per prompt); completions are padded after their EOS."""
         import torch
 
-        tok = self.tokenizer
+        tok, G = self.tokenizer, self.cfg.num_generations
         tok.padding_side = "left"
         enc = tok(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        ids = enc["input_ids"].repeat_interleave(self.cfg.num_generations, dim=0)
-        attn = enc["attention_mask"].repeat_interleave(self.cfg.num_generations, dim=0)
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            out = model.generate(
-                input_ids=ids,
-                attention_mask=attn,
-                do_sample=True,
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
-                top_k=0,
-                max_new_tokens=self.cfg.max_new_tokens,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
+            attn = enc["attention_mask"]
+            # Left padding: positions count real tokens only.
+            pos = (attn.cumsum(-1) - 1).clamp(min=0)
+            out = model(input_ids=enc["input_ids"], attention_mask=attn, position_ids=pos, use_cache=True)
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(G)
+            logits = out.logits[:, -1, :].float().repeat_interleave(G, dim=0)
+            attn = attn.repeat_interleave(G, dim=0)
+            finished = torch.zeros(attn.shape[0], dtype=torch.bool, device=attn.device)
+            steps = []
+            for t in range(self.cfg.max_new_tokens):
+                nxt = _sample_token(logits, self.cfg.temperature, self.cfg.top_p)
+                nxt = torch.where(finished, torch.full_like(nxt, tok.pad_token_id), nxt)
+                steps.append(nxt)
+                finished |= nxt == tok.eos_token_id
+                if finished.all() or t + 1 == self.cfg.max_new_tokens:
+                    break
+                attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+                out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=attn.sum(-1, keepdim=True) - 1,
+                            past_key_values=cache, use_cache=True)
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :].float()
         model.train(was_training)
-        return ids, attn, out[:, ids.shape[1]:]
+        ids = enc["input_ids"].repeat_interleave(G, dim=0)
+        prompt_attn = enc["attention_mask"].repeat_interleave(G, dim=0)
+        return ids, prompt_attn, torch.stack(steps, dim=1)
 
     def sync(self, model) -> None:
-        """hf generate samples from the live policy: nothing to sync."""
+        """Samples come from the live policy: nothing to sync."""
+
+
+def _sample_token(logits, temperature: float, top_p: float):
+    """One token per row from softmax(logits / temperature), nucleus-filtered at ``top_p``."""
+    import torch
+
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always the top token).
+        drop = sorted_p.cumsum(dim=-1) - sorted_p > top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 class VLLMSampler:
