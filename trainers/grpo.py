@@ -366,17 +366,28 @@ def train_grpo(
     else:
         sampler = HFSampler(cfg, tokenizer)
 
+    if cfg.prompts_per_step % accelerator.num_processes:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} does not split over {accelerator.num_processes} processes: "
+            f"make it a multiple of {accelerator.num_processes}"
+        )
     metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="grpo")
     history: list[dict[str, Any]] = []
     G = cfg.num_generations
-    n_total = cfg.completions_per_step
+    n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
     micro = cfg.micro_batch_size or n_total
+    if n_total % micro:
+        raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
     unwrapped = accelerator.unwrap_model(model)
 
     while step < cfg.max_steps:
         t0 = time.perf_counter()
         # 1. sample G completions per prompt from the current policy
-        idx = sampler_data.take(cfg.prompts_per_step)
+        # Every rank draws the same global batch (same seed and position) and
+        # keeps its own slice of whole prompts, so each rank's G-groups are
+        # complete and advantages need no communication; DDP/FSDP average the
+        # gradients.
+        idx = sampler_data.take(cfg.prompts_per_step)[accelerator.process_index::accelerator.num_processes]
         batch = [rows[i] for i in idx]
         texts = [chat_prompt(tokenizer, r["prompt"], cfg.system_prompt) for r in batch]
         torch.manual_seed(cfg.seed * 1_000_003 + step)

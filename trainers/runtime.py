@@ -36,7 +36,9 @@ def make_accelerator(precision: str):
     )
     if precision == "bf16" and not torch.cuda.is_available():
         log.warning("precision=bf16 requested without a GPU: running bf16 autocast on CPU (slow)")
-    return Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+    # cpu=True on a CPU-only box: otherwise accelerate ignores a torchrun/accelerate
+    # multi-process launch there and every process trains alone on the whole batch.
+    return Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
 
 
 def build_optimizer(model, cfg):
