@@ -29,7 +29,7 @@ else:
                     resume=False)
     result = train_sft(cfg, rows, model=model, tokenizer=tok)
     seen = result.steps
-from accelerate import PartialState  # noqa: E402
+from accelerate import PartialState
 
 checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
 print("RESULT " + json.dumps({"rank": dist.get_rank(), "world": dist.get_world_size(), "seen": seen,
