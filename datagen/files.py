@@ -7,6 +7,7 @@ is a JSON string (see ``datagen.records``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -105,3 +106,17 @@ __all__ = [
     "read_records",
     "write_records",
 ]
+
+
+def hash_file_into(h, path: str | os.PathLike) -> None:
+    """Feed a file's bytes to hasher ``h`` in 1 MiB blocks (no whole-file read)."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    hash_file_into(h, path)
+    return h.hexdigest()

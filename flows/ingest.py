@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from datagen.files import hash_file_into
 from datagen.store import open_store
 from flows.common import flow_run_id, logger, publish, run_key
 
@@ -56,11 +57,9 @@ def _file_digest(path: Path) -> str:
         for p in sorted(path.rglob("*")):
             if p.is_file():
                 h.update(str(p.relative_to(path)).encode())
-                h.update(p.read_bytes())
+                hash_file_into(h, p)
     else:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        hash_file_into(h, path)
     return h.hexdigest()
 
 

@@ -75,3 +75,17 @@ def test_config_rejects_unknown_keys():
 def test_config_eps_high_below_eps():
     with pytest.raises(ValueError, match="clip-higher must be >= epsilon"):
         GRPOConfig(epsilon=0.2, epsilon_high=0.1)
+
+
+def test_command_line_trains_from_yaml_with_overrides(tmp_path):
+    from datagen.tinymodel import save_tiny
+    from trainers.sft import main
+
+    model_dir = save_tiny(tmp_path / "model", hidden_size=32)
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "sft.yaml").write_text(
+        f"model: {model_dir}\ndata: {data}\noutput_dir: {tmp_path / 'out'}\nmax_steps: 5\nmax_length: 32\n")
+    assert main(["--config", str(tmp_path / "sft.yaml"), "--set", "max_steps=2"]) == 0
+    steps = [json.loads(x)["step"] for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 2 and (tmp_path / "out" / "final" / "config.json").exists()

@@ -27,7 +27,6 @@ How this deviates from the paper, and why:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import random
@@ -46,6 +45,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    run_cli,
     save_checkpoint,
     save_final_model,
 )
@@ -510,15 +510,8 @@ def _nanstd(t) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainers.grpo", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="GRPOConfig as YAML")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = GRPOConfig.from_yaml(args.config, args.set)
-    result = train_grpo(cfg)
-    log.info("done: %d steps, final model in %s", result.steps, result.final_model_dir)
-    return 0
+    return run_cli(argv, prog="python -m trainers.grpo", description=__doc__.splitlines()[0],
+                   config_cls=GRPOConfig, train=train_grpo)
 
 
 if __name__ == "__main__":

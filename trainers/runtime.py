@@ -192,3 +192,17 @@ def _prefect_run_logger():
         return get_run_logger()
     except Exception:  # pragma: no cover - prefect present but misconfigured
         return None
+
+
+def run_cli(argv, *, prog: str, description: str, config_cls, train) -> int:
+    """The shared ``python -m trainers.<name> --config X.yaml [--set k=v ...]`` entry point."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=f"{config_cls.__name__} as YAML")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    result = train(config_cls.from_yaml(args.config, args.set))
+    log.info("done: %d steps, final model in %s", result.steps, result.final_model_dir)
+    return 0

@@ -16,7 +16,6 @@ accumulation gives the same update as one big batch.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import random
@@ -36,6 +35,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    run_cli,
     save_checkpoint,
     save_final_model,
 )
@@ -221,15 +221,8 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainers.sft", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="SFTConfig as YAML")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = SFTConfig.from_yaml(args.config, args.set)
-    result = train_sft(cfg)
-    log.info("done: %d steps, final model in %s", result.steps, result.final_model_dir)
-    return 0
+    return run_cli(argv, prog="python -m trainers.sft", description=__doc__.splitlines()[0],
+                   config_cls=SFTConfig, train=train_sft)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from datagen.files import write_records
+from datagen.files import sha256_file, write_records
 from datagen.generate.backends.base import Backend, GenRequest, GenResult
 from datagen.generate.config import GenerateConfig
 from datagen.generate.prompts import load_exemplars, load_template, prompt_hash, render_prompt
@@ -99,7 +99,7 @@ def read_marker(shard_dir: str | os.PathLike, shard_name: str, config: GenerateC
         return None
     if info.get("config_fingerprint") != config.fingerprint() or not data.is_file():
         return None
-    if _sha256(data) != info.get("sha256"):
+    if sha256_file(data) != info.get("sha256"):
         log.warning("shard %s: data does not match its marker; regenerating", shard_name)
         return None
     return info
@@ -201,7 +201,7 @@ def generate_shard(
         "file": data.name,
         "rows": len(rows),
         "problems": len(problems),
-        "sha256": _sha256(data),
+        "sha256": sha256_file(data),
         "config_fingerprint": config.fingerprint(),
         "model": backend.name,
         "finish_reasons": dict(sorted(finish.items())),
@@ -235,11 +235,3 @@ def generate(
         paths.append(generate_shard(shard.problems, backend, config, shard_dir=work_dir, shard_name=shard.name))
         log.info("shard %d/%d done: %s", i, len(shards), shard.name)
     return paths
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

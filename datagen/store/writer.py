@@ -20,7 +20,6 @@ and no manifest: nothing becomes visible, and a resumed writer (same
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datagen.files import sha256_file
 from datagen.records import to_arrow
 from datagen.store.manifest import Manifest, ParentRef, ShardInfo, check_name, code_revision, schema_to_list
 from datagen.store.objects import AlreadyExists
@@ -41,14 +41,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 8192
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _as_table(data: Any) -> pa.Table:
@@ -160,7 +152,7 @@ class VersionWriter:
 
     def _upload(self, name: str, local: Path, rows: int, *, kind: str = "data") -> ShardInfo:
         key = self._data_key(name) if kind == "data" else f"{self.prefix}/{kind}/{name}.parquet"
-        info = ShardInfo(path=key, rows=rows, sha256=_sha256_file(local), bytes=local.stat().st_size)
+        info = ShardInfo(path=key, rows=rows, sha256=sha256_file(local), bytes=local.stat().st_size)
         self.store.objects.put_file(key, local)
         if kind == "data":
             self.store.objects.put_bytes(self._marker_key(name), info.model_dump_json().encode())
