@@ -1,7 +1,7 @@
 """``ingest``: a problem file (or procedurally generated problems) -> a problems version.
 
 Import normalizes rows to the record, removes exact duplicates and
-quarantines malformed rows (``datagen.store.ingest``). The output version is
+quarantines malformed rows (``datagen.ingest``). The output version is
 keyed by the file's content and the config, so rerunning the flow on the same
 file resumes instead of making a new version.
 """
@@ -67,7 +67,7 @@ def _file_digest(path: Path) -> str:
 def import_task(params: IngestParams) -> str:
     """Import the file (one task: the import streams the whole file)."""
     from datagen.files import write_records
-    from datagen.store.ingest import import_file
+    from datagen.ingest import import_file
 
     store = open_store(params.root)
     with tempfile.TemporaryDirectory(prefix="datagen-ingest-") as tmp:

@@ -297,7 +297,7 @@ def make_inputs(store_root: Path, model_dir: Path, n: int) -> str:
     from datagen import problems
     from datagen.files import write_records
     from datagen.store import open_store
-    from datagen.store.ingest import import_file
+    from datagen.ingest import import_file
     from datagen.tinymodel import save_tiny
 
     save_tiny(model_dir)

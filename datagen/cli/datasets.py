@@ -266,7 +266,7 @@ def cmd_tag(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from datagen.store.ingest import import_file
+    from datagen.ingest import import_file
 
     store = _store(args)
     result = import_file(store, args.file, name=args.name, source=args.source, progress=sys.stderr.isatty())
@@ -294,7 +294,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from datagen.store.ingest import export_version
+    from datagen.ingest import export_version
 
     store = _store(args)
     m, n = export_version(store, args.ref, args.to)

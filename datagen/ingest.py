@@ -1,4 +1,4 @@
-"""``datasets import`` / ``export``: files in and out of the store.
+"""Ingest: problem files in and out of the store (``datasets import`` / ``export``, the ``ingest`` flow).
 
 Import never crashes on bad input and never drops silently: every input row
 ends up either in the new version (normalized to the record, ``problem_id``
