@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
+	# The viewer's browser test drives Debian's chromium (Playwright's own download needs the internet).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup tests
 
 demo: $(STAMP)
