@@ -108,6 +108,10 @@ class Manifest(BaseModel):
     stats: dict[str, Any] = Field(default_factory=dict)
     # Quarantined rows (import's rejected part): not part of the data.
     rejected: list[ShardInfo] = Field(default_factory=list)
+    # A random id of the commit attempt: the retry of our own create-only PUT
+    # (its reply lost) is byte-identical and accepted; another writer's manifest
+    # of the same version never is, even within the same second.
+    commit_token: str | None = None
 
     @property
     def ref(self) -> str:

@@ -212,12 +212,85 @@ class RetryPolicy:
         return min(self.max_delay_s, self.base_delay_s * (2**attempt)) * (0.5 + random.random() / 2)
 
 
+def _root_cause(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps (boto3's transfer errors wrap the real one)."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        last = getattr(cur, "last_exception", None)  # boto3 RetriesExceededError
+        cur = last if isinstance(last, BaseException) else (cur.__cause__ or cur.__context__)
+    return chain
+
+
+def classify_s3_error(exc: BaseException) -> tuple[str, str, int] | None:
+    """(kind, code, HTTP status) of an exception from an S3 call, or None if it is not one.
+
+    kind: ``transient`` (throttling, 5xx, resets, timeouts: retry), ``refused``
+    (nothing listening: retry a little, then blame the endpoint), ``credentials``,
+    ``tls`` (https to a plain-HTTP endpoint), ``client`` (any other S3 error
+    response: permissions, bucket, preconditions).
+    """
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+        SSLError,
+    )
+
+    chain = _root_cause(exc)
+    for err in chain:
+        if isinstance(err, ClientError):
+            body = err.response.get("Error", {})
+            code = str(body.get("Code", ""))
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+            if not isinstance(status, int):
+                status = 0
+            if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+                return "transient", code, status
+            return "client", code, status
+        if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+            return "credentials", type(err).__name__, 0
+        if isinstance(err, SSLError) or "SSL" in type(err).__name__:
+            return "tls", type(err).__name__, 0
+        if isinstance(err, (ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError, ResponseStreamingError,
+                            ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return "transient", type(err).__name__, 0
+        if isinstance(err, EndpointConnectionError):
+            return "refused", type(err).__name__, 0
+    from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+
+    if isinstance(exc, (S3UploadFailedError, RetriesExceededError)):
+        # The wrapped error is only in the message: classify by its text.
+        text = str(exc)
+        if any(c in text for c in ("SlowDown", "ServiceUnavailable", "InternalError", "(503)", "(500)", "RequestTimeout")):
+            return "transient", "S3UploadFailed", 0
+        return "client", "S3UploadFailed", 0
+    return None
+
+
 class S3Objects:
     """Objects in an S3 bucket under a prefix (any S3-compatible endpoint)."""
 
     kind = "s3"
 
-    def __init__(self, uri: str, *, endpoint_url: str | None = None, retry: RetryPolicy | None = None, client=None):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        endpoint_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        client=None,
+        multipart_threshold: int = 64 * 1024 * 1024,
+        multipart_chunksize: int = 16 * 1024 * 1024,
+    ):
         if not uri.startswith("s3://"):
             raise StoreError(f"not an S3 URI: {uri!r} (expected s3://bucket/prefix)")
         rest = uri[len("s3://"):]
@@ -230,6 +303,20 @@ class S3Objects:
         self.retry = retry or RetryPolicy()
         self.retries = 0
         self._client = client
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+
+    @property
+    def transfer(self):
+        """Managed-transfer settings; s3transfer's own retries stay at one attempt
+        so a failed part fails the transfer and our classifier counts the retry."""
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunksize,
+            num_download_attempts=1,
+        )
 
     def __repr__(self) -> str:
         return f"S3Objects('s3://{self.bucket}/{self.prefix}', endpoint={self.endpoint_url!r})"
@@ -285,48 +372,54 @@ class S3Objects:
     # -- error handling ------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
-
+        """Run one S3 call (a single request or a whole managed transfer) through the
+        one classifier: transient faults are retried with bounded, counted backoff;
+        anything else becomes a ``StoreError`` whose message says what to fix."""
         attempt = 0
         while True:
             try:
                 return fn()
-            except ClientError as exc:
-                err = exc.response.get("Error", {})
-                code = str(err.get("Code", ""))
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
-                if not transient or attempt + 1 >= self.retry.max_attempts:
-                    raise self._explain(what, code, status, exc) from None
-            except EndpointConnectionError as exc:
-                # A refused connection on the first try is almost always a bad
-                # endpoint; retry a few times in case the server is restarting.
-                if attempt + 1 >= min(3, self.retry.max_attempts):
-                    raise StoreError(
-                        f"{what}: cannot connect to the S3 endpoint {self.endpoint_url or '(AWS default)'}: {exc}. "
-                        "Check AWS_ENDPOINT_URL and that the server is running."
-                    ) from None
-            except (ConnectionClosedError, ReadTimeoutError, ConnectionResetError) as exc:
-                if attempt + 1 >= self.retry.max_attempts:
-                    raise StoreError(f"{what}: connection to S3 failed after {attempt + 1} attempts: {exc}") from None
+            except Exception as exc:  # classified below; anything unknown re-raises
+                verdict = classify_s3_error(exc)
+                if verdict is None:
+                    raise
+                kind, code, status = verdict
+                limit = min(3, self.retry.max_attempts) if kind == "refused" else self.retry.max_attempts
+                if kind not in ("transient", "refused") or attempt + 1 >= limit:
+                    raise self._explain(what, kind, code, status, exc, attempt + 1) from None
             self.retries += 1
             delay = self.retry.delay(attempt)
-            log.warning("S3 %s: transient failure, retry %d in %.2fs", what, attempt + 1, delay)
+            log.warning("S3 %s: transient failure (%s), retry %d in %.2fs", what, code or kind, attempt + 1, delay)
             self.retry.sleep(delay)
             attempt += 1
 
-    def _explain(self, what: str, code: str, status: int, exc: Exception) -> StoreError:
-        where = f"s3://{self.bucket}/{self.prefix}"
+    def _explain(self, what: str, kind: str, code: str, status: int, exc: BaseException, attempts: int) -> StoreError:
+        where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        endpoint = self.endpoint_url or "the AWS default endpoint"
+        if kind == "credentials":
+            return StoreError(
+                f"{what}: no AWS credentials found for {where}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(or AWS_PROFILE)"
+            )
+        if kind == "tls":
+            return StoreError(
+                f"{what}: TLS handshake with {endpoint} failed; if that endpoint serves plain HTTP, "
+                "use http:// in AWS_ENDPOINT_URL"
+            )
+        if kind == "refused":
+            return StoreError(
+                f"{what}: cannot connect to the S3 endpoint {endpoint}; check AWS_ENDPOINT_URL and that the server is up"
+            )
+        if kind == "transient":
+            return StoreError(
+                f"{what}: S3 at {endpoint} still failing after {attempts} attempts ({code or type(exc).__name__}); "
+                "check the endpoint's health and retry"
+            )
         if code == "NoSuchBucket":
-            return StoreError(f"{what}: bucket {self.bucket!r} does not exist (root {where}). Create it or fix the root.")
+            return StoreError(f"{what}: bucket {self.bucket!r} does not exist (root {where}); create it or fix the root")
         if code in ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return StoreError(
-                f"{what}: access denied to {where} ({code}). Check the AWS credentials and the bucket policy."
+                f"{what}: access denied to {where} ({code}); check the AWS credentials and the bucket policy"
             )
         if code in ("NoSuchKey", "404", "NotFound"):
             return NotFound(f"{what}: not found")
@@ -334,13 +427,17 @@ class S3Objects:
             return Conflict(f"{what}: precondition failed (the object changed or already exists)")
         if code == "ConditionalRequestConflict" or status == 409:
             return Conflict(f"{what}: conflicting concurrent write")
-        return StoreError(f"{what}: S3 error {code or status}: {exc}")
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StoreError(f"{what}: S3 error {code or status} at {endpoint}: {first}")
 
     # -- primitives ----------------------------------------------------------
 
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         # upload_file does multipart for big shards; the object appears atomically.
-        self._call(f"upload {key}", lambda: self.client.upload_file(str(local_path), self.bucket, self._key(key)))
+        self._call(
+            f"upload {key}",
+            lambda: self.client.upload_file(str(local_path), self.bucket, self._key(key), Config=self.transfer),
+        )
 
     def put_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> str:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key), "Body": data}
@@ -349,9 +446,19 @@ class S3Objects:
         try:
             resp = self._call(f"put {key}", lambda: self.client.put_object(**kwargs))
         except Conflict:
-            if create_only:
-                raise AlreadyExists(f"{self.uri(key)} already exists") from None
-            raise
+            if not create_only:
+                raise
+            # 412: the key exists. When our own earlier attempt stored it and only
+            # its reply was lost, the retry meets our bytes: that is success, not a
+            # second writer. Different bytes are another writer's commit.
+            try:
+                existing, etag = self.get_with_etag(key)
+            except NotFound:
+                existing, etag = None, None
+            if existing == data:
+                log.info("S3 put %s: already stored by an earlier attempt of this write", key)
+                return etag
+            raise AlreadyExists(f"{self.uri(key)} already exists") from None
         return resp["ETag"].strip('"')
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
@@ -411,7 +518,10 @@ class S3Objects:
         self._call(f"delete {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(key)))
 
     def download(self, key: str, local_path: str | os.PathLike) -> None:
-        self._call(f"download {key}", lambda: self.client.download_file(self.bucket, self._key(key), str(local_path)))
+        self._call(
+            f"download {key}",
+            lambda: self.client.download_file(self.bucket, self._key(key), str(local_path), Config=self.transfer),
+        )
 
 
 Objects = LocalObjects | S3Objects

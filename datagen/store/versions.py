@@ -90,6 +90,9 @@ class Store:
         )
         if self.objects.exists(f"{dataset}/{version}/manifest.json"):
             w.committed = self.manifest(dataset, version)
+            # A commit cut off after its manifest left `latest` behind: the rerun
+            # that finds it committed finishes the job.
+            self.move_ref(dataset, "latest", version, only_forward=True)
         return w
 
     def _version_for_run(self, dataset: str, run_key: str) -> str:
@@ -181,6 +184,12 @@ class Store:
         if self.objects.exists(f"{dataset}/{selector}/manifest.json"):
             return self.manifest(dataset, selector)
         version, _ = self.get_ref(dataset, selector)
+        if version is None and selector == "latest":
+            # `latest` is moved right after the manifest; a writer cut off in
+            # between leaves committed versions without it. Readers still see them.
+            committed = self.versions(dataset)
+            if committed:
+                return committed[-1]
         if version is None:
             if selector == "latest":
                 raise VersionNotFound(f"dataset {dataset!r} has no versions in {self.root}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -281,6 +282,7 @@ class VersionWriter:
             shards=shards,
             stats=dict(stats or {}),
             rejected=self._rejected,
+            commit_token=secrets.token_hex(8),
         )
         self.store.objects.put_bytes(f"{self.prefix}/manifest.json", manifest.to_json(), create_only=True)
         from datagen.store.card import render_card
