@@ -59,6 +59,90 @@ def _as_table(data: Any) -> pa.Table:
     return to_arrow(data)
 
 
+#: Types of the optional columns stages add (datagen/records.py lists the core
+#: ones). A shard in which such a column is null in every row is still written
+#: with this type: an Arrow ``null`` column in the first shard makes polars,
+#: ``datasets`` and duckdb fail on the whole version (issue 19).
+EXTRA_COLUMN_TYPES: dict[str, pa.DataType] = {
+    "prompt_tokens": pa.int64(),
+    "generation_error": pa.string(),
+    "sampling": pa.string(),
+    "prompt_template": pa.string(),
+    "prompt_hash": pa.string(),
+    "pass_rate": pa.float64(),
+    "n_samples": pa.int64(),
+    "n_judged": pa.int64(),
+    "n_accepted": pa.int64(),
+    "kind": pa.string(),
+    "reason": pa.string(),
+    "detail": pa.string(),
+}
+
+
+class SchemaMismatch(ValueError):
+    """Shards of one version disagree on a column's type: the commit is refused."""
+
+
+def _one_type(t: pa.DataType) -> pa.DataType:
+    """One string type and one list type for every shard: ``large_string`` (polars'
+    choice) becomes ``string`` (pyarrow's), recursively through lists and structs."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return pa.list_(_one_type(t.value_type))
+    if pa.types.is_list(t):
+        return pa.list_(_one_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _one_type(f.type), f.nullable) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(_one_type(t.key_type), _one_type(t.item_type))
+    return t
+
+
+def normalize_table(table: pa.Table, declared: pa.Schema | None = None) -> pa.Table:
+    """The table as every shard of a version must hold it: no ``null``-typed
+    column (its type comes from ``declared``, the record's core schema or
+    ``EXTRA_COLUMN_TYPES``; string when unknown), one string type."""
+    from datagen.records import SCHEMA
+
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_null(t):
+            if declared is not None and f.name in declared.names:
+                t = declared.field(f.name).type
+            elif f.name in SCHEMA.names:
+                t = SCHEMA.field(f.name).type
+            else:
+                t = EXTRA_COLUMN_TYPES.get(f.name, pa.string())
+        t = _one_type(t)
+        fields.append(pa.field(f.name, t, True if pa.types.is_null(f.type) else f.nullable, f.metadata))
+    target = pa.schema(fields, metadata=table.schema.metadata)
+    return table if target == table.schema else table.cast(target)
+
+
+def check_shard_schemas(named: Sequence[tuple[str, pa.Schema]]) -> None:
+    """Refuse shards that disagree on a column's type (a column missing from a
+    shard is fine: readers insert it as null). Raises ``SchemaMismatch`` naming
+    both shards, the column and the types."""
+    seen: dict[str, tuple[str, pa.DataType]] = {}
+    for shard, schema in named:
+        for f in schema:
+            if pa.types.is_null(f.type):
+                raise SchemaMismatch(
+                    f"shard {shard}: column {f.name!r} has Arrow type null; write it with its real type "
+                    "(declare it in datagen.store.writer.EXTRA_COLUMN_TYPES or pass schema= to the writer)"
+                )
+            first = seen.setdefault(f.name, (shard, f.type))
+            if first[1] != f.type:
+                raise SchemaMismatch(
+                    f"shards disagree on column {f.name!r}: {first[0]} has {first[1]}, {shard} has {f.type}; "
+                    "write every shard with the stage's full schema"
+                )
+
+
 def _unify(a: pa.Schema, b: pa.Schema) -> pa.Schema | None:
     """The common schema of two batches, or None when they truly disagree."""
     try:
@@ -145,7 +229,7 @@ class VersionWriter:
     def write_shard(self, name: str, rows: Any, *, kind: str = "data") -> ShardInfo:
         """Write a whole shard under a deterministic name; atomic, with its marker."""
         check_name(name, "shard")
-        table = _as_table(rows)
+        table = normalize_table(_as_table(rows), self._schema)
         with tempfile.TemporaryDirectory(prefix="datagen-shard-") as tmp:
             local = Path(tmp) / f"{name}.parquet"
             pq.write_table(table, local, compression="zstd")
@@ -189,6 +273,7 @@ class VersionWriter:
             self._write_table(table)
 
     def _write_table(self, table: pa.Table) -> None:
+        table = normalize_table(table, self._schema)
         if self._schema is not None:
             table = table.select([n for n in self._schema.names if n in table.column_names]).cast(
                 pa.schema([self._schema.field(n) for n in table.column_names if n in self._schema.names])
@@ -285,13 +370,13 @@ class VersionWriter:
             commit_token=secrets.token_hex(8),
         )
         self.store.objects.put_bytes(f"{self.prefix}/manifest.json", manifest.to_json(), create_only=True)
-        from datagen.store.card import render_card
+        from datagen.store.card import write_card
 
         try:
             lineage = self.store.lineage(manifest)
         except Exception:  # noqa: BLE001 - a missing parent must not undo a commit
             lineage = [manifest]
-        self.store.objects.put_bytes(f"{self.prefix}/README.md", render_card(manifest, lineage).encode())
+        write_card(self.store, manifest, lineage)  # the card, with its plots beside it
         for ref in move_refs:
             self.store.move_ref(self.dataset, ref, self.version, only_forward=(ref == "latest"))
         self.committed = manifest
@@ -303,9 +388,10 @@ class VersionWriter:
     def _read_schema(self, shards: list[ShardInfo]) -> pa.Schema | None:
         if not shards:
             return self._schema
-        schemas = []
-        for info in shards[:64]:
-            schemas.append(self.store.read_shard_schema(info.path))
+        # Every shard is checked (a footer read each): one shard typed apart
+        # breaks every reader of the version, so it must not be committed.
+        schemas = [_footer_schema(self.store, info.path) for info in shards]
+        check_shard_schemas([(info.path, sch) for info, sch in zip(shards, schemas)])
         try:
             return pa.unify_schemas(schemas, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -320,6 +406,19 @@ class VersionWriter:
             self._spool.cleanup()
 
 
+def _footer_schema(store: Store, path: str) -> pa.Schema:
+    """A shard's Arrow schema from its footer alone (on S3 a few small ranged
+    reads, not the whole object)."""
+    if store.objects.kind == "local":
+        return pq.read_schema(store.objects.path(path))
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**store.objects.fsspec_options())
+    uri = store.objects.uri(path)
+    with fs.open(uri, "rb", block_size=1 << 16) as fh:
+        return pq.ParquetFile(fh).schema_arrow
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     cols = []
     for f in schema:
@@ -330,4 +429,4 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-__all__ = ["DEFAULT_SHARD_BYTES", "AlreadyExists", "VersionWriter"]
+__all__ = ["DEFAULT_SHARD_BYTES", "EXTRA_COLUMN_TYPES", "AlreadyExists", "SchemaMismatch", "VersionWriter", "normalize_table"]
