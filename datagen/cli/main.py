@@ -19,7 +19,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("datasets", "verify", "filter", "run")
+SUBCOMMANDS = ("datasets", "verify", "filter", "run", "models")
 
 
 class CLIError(Exception):
