@@ -1,5 +1,6 @@
-"""Format verifier: ``<think>…</think>`` then a non-empty answer (R1), optionally
-the R1-Zero form ``<think>…</think><answer>…</answer>``. Tags are configurable.
+"""Format verifier: ``<think>…</think>`` then a visible answer (R1), optionally
+the R1-Zero form ``<think>…</think><answer>…</answer>``, or R1's readable
+cold-start form ``|special_token|<reasoning>|special_token|<summary>``.
 
 Pre-filled ``<think>``: many chat templates (DeepSeek-R1's, Qwen3's) end the
 prompt with ``<think>\\n``, so the model's completion starts inside the think
@@ -11,12 +12,38 @@ format reward, so ``think_prefilled`` is explicit:
 - ``True``: the template wrote the opening tag; the completion must not repeat it;
 - ``False``: the completion must open the think block itself.
 
+Under RL the format check is a reward, so every rule is written against the
+cheapest output that would satisfy it:
+
+- *Visible answer.* An answer made only of characters that render as nothing
+  (zero-width and other format characters ``Cf`` such as U+200B, U+2062,
+  U+FEFF; separators ``Z*``; controls; lone combining marks; Hangul fillers;
+  the blank Braille cell), of empty wrappers (``\\boxed{}``, ``$ $``,
+  ``\\text{}``, ``\\phantom{5}``, LaTeX spacing, HTML tags and comments,
+  ``&#8203;``, chat special tokens) or of punctuation alone is
+  ``invisible_answer``: it needs at least one letter, digit or symbol.
+- *Reasoning that exists.* ``min_reasoning_chars`` is a floor on the
+  reasoning's length counted by ``reasoning_length``: visible characters,
+  with repeats not counted (distinct character 4-grams), so neither
+  invisible characters nor ``"hmm " * 1000`` buy length. The verifier's
+  default (1) only refuses empty or invisible reasoning; the GRPO format
+  reward defaults to ``R1_MIN_REASONING_CHARS`` so that it cannot be earned
+  by dropping the chain of thought.
+- *One reasoning block, before the answer.* Nested, repeated or reversed
+  think tags, text before the opening tag, an unclosed block and answer tags
+  inside the reasoning are all failures.
+
 Every failure is ``incorrect`` (format is always judgeable) with a stable
-reason slug first in the detail, e.g. ``"unclosed_think: …"``.
+reason slug first in the detail, e.g. ``"unclosed_think: …"``; a completion
+that is not text at all is ``unparseable``.
 """
 
 from __future__ import annotations
 
+import functools
+import html
+import re
+import unicodedata
 from typing import Any
 
 from datagen.records import verdict
@@ -29,11 +56,133 @@ REASONS = (
     "text_before_think",
     "unclosed_think",
     "multiple_think_blocks",
+    "answer_in_think",
+    "empty_reasoning",
+    "short_reasoning",
     "empty_answer",
+    "invisible_answer",
     "missing_answer_tags",
     "malformed_answer_tags",
     "text_outside_answer",
 )
+
+#: Default floor of the GRPO format reward on ``reasoning_length``: about one
+#: sentence of working ("Adding 2 and 3 gives 5, so the answer is 5." is 44).
+#: R1-style reasoning runs to thousands of characters, so this never touches a
+#: genuine chain of thought; it only removes the reward for dropping it.
+R1_MIN_REASONING_CHARS = 40
+
+#: n of the character n-grams ``reasoning_length`` counts once each.
+_NGRAM = 4
+
+# Unicode categories that render as nothing on their own: controls, format
+# characters (zero-width space/joiners, invisible times/separator U+2062/3,
+# BOM, bidi marks, tag characters), surrogates, private-use and unassigned
+# code points, separators, and combining marks (visible only on a base).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+# Letters and symbols by category that are blank glyphs in practice.
+_BLANK_GLYPHS = "\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5"
+
+_SPECIAL_TOKEN = re.compile(r"<\|[^<>|\n]{1,64}\|>|<｜[^<>｜\n]{1,64}｜>")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>")
+_PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
+_LATEX_SPACING = re.compile(
+    r"\\(?:[hv]space\*?|hskip|vskip|kern|mkern|mskip)\s*(?:\{[^{}]{0,40}\}|-?[\d.]+\s*[a-z]{2})"
+    r"|\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|negmedspace|negthickspace"
+    r"|space|nobreakspace|nobreak|allowbreak|relax|null|strut|mathstrut|displaystyle|textstyle"
+    r"|scriptstyle|left|right|big|Big|bigg|Bigg)(?![A-Za-z])"
+    r"|\\[ ,;:!>\\]|~"
+)
+# Wrappers whose removal keeps their argument: ``\boxed{5}`` -> ``{5}``.
+_LATEX_WRAPPER = re.compile(
+    r"\\(?:boxed|fbox|framebox|text|textrm|textbf|textit|mathrm|mathbf|mathit|mathsf|mathtt|operatorname"
+    r"|mbox|hbox|ensuremath)(?![A-Za-z])"
+)
+_MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\$|[{}]")
+
+
+# Runs that may hold an invisible character: anything but printable ASCII.
+# Prose is mostly printable ASCII, so only the short runs between words (and
+# non-ASCII text) are looked at one character at a time.
+_MAYBE_INVISIBLE = re.compile(r"[^\x21-\x7e]+")
+
+
+@functools.lru_cache(maxsize=65536)
+def is_invisible(ch: str) -> bool:
+    """True for a character that renders as nothing on its own (whitespace included)."""
+    return unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK_GLYPHS
+
+
+def _replace_invisible(text: str, repl: str) -> str:
+    return _MAYBE_INVISIBLE.sub(lambda m: "".join(repl if is_invisible(ch) else ch for ch in m.group()), text)
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without characters that render as nothing (whitespace included)."""
+    return _replace_invisible(text, "")
+
+
+def has_visible_answer(answer: str) -> bool:
+    """True when ``answer`` shows at least one letter, digit or symbol once
+    invisible characters, empty LaTeX/HTML wrappers, phantoms, spacing and
+    chat special tokens are taken away (see the module docstring)."""
+    text = html.unescape(answer)  # &#8203; / &nbsp; are invisible characters spelled in ASCII
+    text = _SPECIAL_TOKEN.sub("", text)
+    text = _HTML_COMMENT.sub("", text)
+    text = _HTML_TAG.sub("", text)
+    text = _drop_phantoms(text)
+    text = _LATEX_SPACING.sub("", text)
+    text = _LATEX_WRAPPER.sub("", text)
+    text = _MATH_DELIMITERS.sub("", text)
+    return any(unicodedata.category(ch)[0] in "LNS" for ch in strip_invisible(text))
+
+
+def _drop_phantoms(text: str) -> str:
+    """Remove ``\\phantom{…}`` (and h/v variants) with their balanced argument:
+    it typesets as empty space. One left-to-right pass: linear in the text."""
+    out, pos = [], 0
+    for m in _PHANTOM.finditer(text):
+        if m.start() < pos:
+            continue  # inside a phantom already removed
+        out.append(text[pos:m.start()])
+        depth, i = 0, m.end()
+        while i < len(text):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        pos = i + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def reasoning_length(reasoning: str, *, cap: int | None = None) -> int:
+    """Length of the reasoning that counts: visible characters (whitespace
+    runs count as one space; invisible characters as nothing) with repeats
+    not counted — the number of distinct character 4-grams plus 3, which is
+    the plain length for text that never repeats a 4-gram. ``"hmm " * 1000``
+    counts 7. With ``cap``, stops counting once ``cap`` is reached (the
+    check needs only "at least"), so a long chain of thought costs O(cap).
+    """
+    if cap is not None and len(reasoning) > 64 * cap + 4096:
+        # A prefix that already reaches the cap settles it: a prefix's
+        # n-grams are the whole text's.
+        head = reasoning_length(reasoning[:64 * cap + 4096], cap=cap)
+        if head >= cap:
+            return head
+    text = " ".join(_replace_invisible(reasoning, " ").split())
+    if len(text) <= _NGRAM:
+        return len(text)
+    seen: set[str] = set()
+    for i in range(len(text) - _NGRAM + 1):
+        seen.add(text[i:i + _NGRAM])
+        if cap is not None and len(seen) + _NGRAM - 1 >= cap:
+            break
+    return len(seen) + _NGRAM - 1
 
 
 def verify_format(
@@ -43,15 +192,32 @@ def verify_format(
     answer_tags: tuple[str, str] = ("<answer>", "</answer>"),
     require_answer_tags: bool = False,
     think_prefilled: bool | None = None,
+    min_reasoning_chars: int = 1,
+    special_token: str | None = None,
 ) -> dict[str, Any]:
-    """Verdict on the completion's shape. ``correct`` detail says which form it has."""
-    reason = format_problem(
-        completion,
-        think_tags=think_tags,
-        answer_tags=answer_tags,
-        require_answer_tags=require_answer_tags,
-        think_prefilled=think_prefilled,
-    )
+    """Verdict on the completion's shape; ``correct`` has detail ``"ok"``.
+
+    ``min_reasoning_chars``: floor on ``reasoning_length`` of the reasoning
+    (0 turns the check off; the GRPO reward uses ``R1_MIN_REASONING_CHARS``).
+    ``special_token``: judge the cold-start form ``T reasoning T summary``
+    instead of think tags (``think_*`` and ``answer_tags`` then do not apply).
+    A completion that is not a string is ``unparseable``.
+    """
+    if completion is not None and not isinstance(completion, str):
+        return verdict("unparseable", detail=f"not_text: the completion is {type(completion).__name__}, not text")
+    if min_reasoning_chars < 0:
+        raise ValueError(f"min_reasoning_chars must be >= 0, got {min_reasoning_chars}")
+    if special_token is not None:
+        reason = cold_start_problem(completion, special_token=special_token, min_reasoning_chars=min_reasoning_chars)
+    else:
+        reason = format_problem(
+            completion,
+            think_tags=think_tags,
+            answer_tags=answer_tags,
+            require_answer_tags=require_answer_tags,
+            think_prefilled=think_prefilled,
+            min_reasoning_chars=min_reasoning_chars,
+        )
     if reason is None:
         return verdict("correct", detail="ok")
     return verdict("incorrect", detail=reason)
@@ -64,12 +230,13 @@ def format_problem(
     answer_tags: tuple[str, str] = ("<answer>", "</answer>"),
     require_answer_tags: bool = False,
     think_prefilled: bool | None = None,
+    min_reasoning_chars: int = 1,
 ) -> str | None:
-    """None when well-formed, else ``"<slug>: <explanation>"``."""
+    """None when the think-tag form is well-formed, else ``"<slug>: <explanation>"``."""
     open_tag, close_tag = think_tags
     text = completion or ""
-    if not text.strip():
-        return "empty_completion: the completion is empty"
+    if not strip_invisible(text):
+        return "empty_completion: the completion is empty or invisible"
     n_open, n_close = text.count(open_tag), text.count(close_tag)
     if n_close == 0:
         if n_open == 0 and think_prefilled is False:
@@ -80,6 +247,7 @@ def format_problem(
     if n_close > 1 or n_open > 1:
         return f"multiple_think_blocks: {n_open} {open_tag} and {n_close} {close_tag}"
     close_at = text.index(close_tag)
+    reasoning_at = 0
     if n_open == 1:
         open_at = text.index(open_tag)
         if think_prefilled is True:
@@ -88,23 +256,70 @@ def format_problem(
             return f"multiple_think_blocks: {open_tag} after {close_tag}"
         if text[:open_at].strip():
             return f"text_before_think: text before {open_tag}"
+        reasoning_at = open_at + len(open_tag)
     elif think_prefilled is False:
         return f"missing_think: {close_tag} without {open_tag} (pass think_prefilled=True if the template pre-fills it)"
-    answer = text[close_at + len(close_tag):]
     a_open, a_close = answer_tags
+    reasoning = text[reasoning_at:close_at]
+    if a_open in reasoning or a_close in reasoning:
+        return f"answer_in_think: {a_open}/{a_close} inside the reasoning; the answer belongs after {close_tag}"
+    problem = _reasoning_problem(reasoning, min_reasoning_chars)
+    if problem:
+        return problem
+    answer = text[close_at + len(close_tag):]
     n_a_open, n_a_close = answer.count(a_open), answer.count(a_close)
     if n_a_open == 0 and n_a_close == 0:
         if require_answer_tags:
             return f"missing_answer_tags: no {a_open}…{a_close} after {close_tag}"
-        if not answer.strip():
-            return f"empty_answer: nothing after {close_tag}"
-        return None
+        return _answer_problem(answer, f"after {close_tag}")
     if n_a_open != 1 or n_a_close != 1 or answer.index(a_open) > answer.index(a_close):
         return f"malformed_answer_tags: {n_a_open} {a_open} and {n_a_close} {a_close}"
     before, rest = answer.split(a_open, 1)
     inner, after = rest.split(a_close, 1)
     if require_answer_tags and (before.strip() or after.strip()):
         return f"text_outside_answer: text around {a_open}…{a_close}"
-    if not inner.strip():
-        return f"empty_answer: {a_open}{a_close} is empty"
+    return _answer_problem(inner, f"in {a_open}{a_close}")
+
+
+def cold_start_problem(completion: str | None, *, special_token: str = "|special_token|",
+                       min_reasoning_chars: int = 1) -> str | None:
+    """None when ``completion`` is ``T reasoning T summary`` (T = ``special_token``,
+    DeepSeek-R1's readable cold-start format), else ``"<slug>: <explanation>"``.
+    The slugs are the think-tag ones: the reasoning block is the same thing."""
+    if not special_token:
+        raise ValueError("special_token must be a non-empty string")
+    text = completion or ""
+    if not strip_invisible(text):
+        return "empty_completion: the completion is empty or invisible"
+    n = text.count(special_token)
+    if n == 0:
+        return f"missing_think: no {special_token}"
+    if n == 1:
+        return f"unclosed_think: one {special_token}; the reasoning never ends"
+    if n > 2:
+        return f"multiple_think_blocks: {n} {special_token} (expected 2)"
+    before, reasoning, summary = text.split(special_token)
+    if before.strip():
+        return f"text_before_think: text before the first {special_token}"
+    return _reasoning_problem(reasoning, min_reasoning_chars) or _answer_problem(
+        summary, f"after the second {special_token}")
+
+
+def _reasoning_problem(reasoning: str, min_chars: int) -> str | None:
+    if min_chars <= 0:
+        return None
+    length = reasoning_length(reasoning, cap=min_chars)
+    if length == 0:
+        return "empty_reasoning: the reasoning is empty or invisible"
+    if length < min_chars:
+        return f"short_reasoning: {length} characters of reasoning (repeats not counted), at least {min_chars} needed"
+    return None
+
+
+def _answer_problem(answer: str, where: str) -> str | None:
+    if not answer.strip():
+        return f"empty_answer: nothing {where}"
+    if not has_visible_answer(answer):
+        return (f"invisible_answer: nothing visible {where} (only invisible characters, spacing, "
+                "empty wrappers or punctuation)")
     return None
