@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A factory for DeepSeek-R1-style reasoning data.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (errors are one line without it)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
@@ -45,22 +46,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse, run the subcommand, and map every failure to one line and an exit code:
+    2 for an error the user can fix (``CLIError``, a store error), 1 for anything else
+    (its traceback only with ``--debug``), 130/143 after SIGINT/SIGTERM, 141 when the
+    reader of our output went away (``datagen datasets ls --json | head``)."""
+    from datagen import runtime
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if args.verbose or debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    runtime.start()
+    runtime.quiet_tracebacks(debug)
     try:
-        code = args.func(args)
-    except CLIError as exc:
-        print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return int(code or 0)
+        print("interrupted" if runtime.exit_code(130) == 130 else "terminated", file=sys.stderr)
+        code = runtime.exit_code(130)
+    except BrokenPipeError:
+        code = _broken_pipe()
+    except CLIError as exc:
+        print(f"datagen {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        code = 2
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        from datagen.store import StoreError
+
+        if debug:
+            raise
+        if isinstance(exc, StoreError):
+            print(f"datagen {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            code = 2
+        else:
+            print(f"datagen {args.command}: error: {type(exc).__name__}: {_one_line(exc)} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+            code = 1
+    if argv is not None:  # called in-process (tests): leave the interpreter running
+        runtime.cleanup()
+        return code
+    runtime.finish(code)
+    return code  # pragma: no cover - finish() does not return
+
+
+def _broken_pipe() -> int:
+    # The reader (e.g. `head`) closed the pipe: stop quietly. Point stdout at
+    # /dev/null so the interpreter's final flush does not raise again.
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":
