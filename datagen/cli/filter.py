@@ -5,6 +5,12 @@ Parquet file of records. Every input row comes out with ``drop`` (null when
 kept, else ``<filter>:<reason>``) and ``drop_detail``, unless ``--kept-only``
 writes only the kept rows. Prints a summary table of drops by filter and
 reason; ``--stats FILE.json`` also writes the stats.
+
+It streams: memory holds one batch of rows plus, for the dataset-wide
+filters (decontam, dedup), one key and prompt per distinct problem — never
+the file. Rows that cannot be read (bytes that are not UTF-8, malformed JSON,
+a wrong type, a line over ``--max-row-bytes``) are quarantined with file,
+line and reason in ``OUT.rejected.jsonl``; every good row still comes through.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kept-only", action="store_true", help="write only the kept rows")
     parser.add_argument("--stats", help="also write the stats as JSON to this path")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--max-row-bytes", type=int, default=None, metavar="N",
+                        help="quarantine JSONL lines longer than N bytes (default 16 MiB)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="write an empty output instead of failing when no row is usable")
     parser.set_defaults(func=run)
 
 
@@ -39,15 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from datagen.cli.main import CLIError
-    from datagen.files import FileFormatError, file_format, read_records, write_records
+    from datagen.files import FileFormatError, file_format
     from filters.config import FiltersConfig
-    from filters.runner import run_filters
 
     try:
         file_format(args.output)
-        rows = read_records(args.input)
-    except FileNotFoundError:
-        raise CLIError(f"{args.input}: no such file") from None
+        file_format(args.input)
     except FileFormatError as exc:
         raise CLIError(str(exc)) from None
     try:
@@ -56,16 +63,18 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.config}: no such file") from None
     except (ValidationError, ValueError, TypeError) as exc:
         raise CLIError(f"{args.config}: {exc}") from None
-    try:
-        out, stats = run_filters(rows, config, names=args.filters, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
     import pyarrow as pa
 
     try:
-        written = write_records(args.output, [r for r in out if r["drop"] is None] if args.kept_only else out)
+        stats = filter_file(args.input, args.output, config, names=args.filters, kept_only=args.kept_only,
+                            progress=not args.no_progress, max_row_bytes=args.max_row_bytes,
+                            allow_empty=args.allow_empty)
+    except FileNotFoundError:
+        raise CLIError(f"{args.input}: no such file") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise CLIError(f"{args.output}: the rows do not fit the record schema: {exc}") from None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if args.stats:
         with open(args.stats, "w", encoding="utf-8") as fh:
             json.dump(stats, fh, indent=2)
@@ -80,10 +89,184 @@ def run(args: argparse.Namespace) -> int:
         name, reason = key.split("/", 1)
         table.add_row(name, reason, str(count), f"{count / max(stats['total'], 1):.1%}")
     table.add_row("(kept)", "", str(stats["kept"]), f"{stats['kept'] / max(stats['total'], 1):.1%}")
+    for reason, count in stats["quarantined_by_reason"].items():
+        table.add_row("(quarantined)", reason, str(count), "")
     console.print(table)
     for name, why in stats["skipped"].items():
         console.print(f"skipped {name}: {why}")
     if "length_counter" in stats:
         console.print(f"length counted with: {stats['length_counter']}")
-    console.print(f"wrote {written} rows to {args.output}")
+    if stats["quarantined"]:
+        console.print(f"quarantined {stats['quarantined']} bad rows (file, line, reason) in {stats['quarantine_file']}")
+    console.print(f"wrote {stats['written']} rows to {args.output}")
     return 0
+
+
+#: Rows read, filtered and written at a time: memory holds one batch, never the file.
+STREAM_BATCH = 1024
+
+
+def filter_file(
+    src: str,
+    dst: str,
+    config,
+    *,
+    names: list[str] | None = None,
+    kept_only: bool = False,
+    progress: bool = False,
+    max_row_bytes: int | None = None,
+    allow_empty: bool = False,
+) -> dict:
+    """Run the filter chain over a record file, streaming, and write ``dst``.
+
+    Two passes over ``src``: the dataset-wide filters (decontam, dedup) judge
+    one row per problem, holding only (key, prompt) per problem; then rows flow
+    through in batches of ``STREAM_BATCH``: the problem decisions are applied
+    and the per-row filters run. Output order is input order. Bad rows
+    (undecodable, malformed, wrong types, too large) go to ``<dst>.rejected.jsonl``
+    and are counted; an input without a usable row raises ``ValueError`` unless
+    ``allow_empty``. Returns the stats of ``filters.runner.run_filters`` plus
+    ``quarantined``, ``quarantined_by_reason``, ``quarantine_file``, ``written``.
+    """
+    import time
+    from collections import Counter
+
+    from datagen.records import normalize_prompt
+    from datagen.rowfile import DEFAULT_MAX_ROW_BYTES, Quarantine, RecordSink, count_lines, iter_rows
+    from filters.base import DatasetFilter
+    from filters.runner import BATCH, build_filters, prepare
+
+    filters, skipped = build_filters(config, names)
+    wide = [f for f in filters if isinstance(f, DatasetFilter)]
+    per_row = [f for f in filters if not isinstance(f, DatasetFilter)]
+    limit = max_row_bytes or DEFAULT_MAX_ROW_BYTES
+    default_language = config.language.default_language
+
+    def key_of(row: dict) -> str:
+        pid = row.get("problem_id")
+        return pid if isinstance(pid, str) and pid else normalize_prompt(row.get("prompt") or "")
+
+    seconds: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    # Pass 1: problem-level decisions {key: (filter, reason, detail)} for dropped problems only.
+    problem_drops: dict[str, tuple[str, str, str | None]] = {}
+    if wide:
+        problems: dict[str, dict] = {}
+        for _, row, _ in iter_rows(src, max_row_bytes=limit):
+            if row is not None:
+                k = key_of(row)
+                if k not in problems:
+                    problems[k] = {"problem_id": k, "prompt": row.get("prompt") or "",
+                                   "source": row.get("source"), "domain": row.get("domain"),
+                                   "language": row.get("language")}
+        alive = list(problems.values())
+        del problems
+        for flt in wide:
+            t0, c0 = time.perf_counter(), time.process_time()
+            decisions = flt.check_all(alive)
+            seconds[flt.name] += time.perf_counter() - t0
+            cpu[flt.name] += time.process_time() - c0
+            kept = []
+            for p, d in zip(alive, decisions, strict=True):
+                if d.keep:
+                    kept.append(p)
+                else:
+                    problem_drops[p["problem_id"]] = (flt.name, d.reason, d.detail or None)
+            alive = kept
+        del alive
+
+    # Pass 2: stream.
+    quarantine = Quarantine(dst)
+    sink = RecordSink(dst)
+    dropped: Counter[str] = Counter()
+    total = kept_n = 0
+    bar = _Bar(count_lines(src)) if progress else None
+    batch: list[dict] = []
+
+    def flush() -> None:
+        nonlocal total, kept_n
+        rows = [prepare(r, default_language) for r in batch]
+        batch.clear()
+        for row in rows:
+            row["drop"] = None
+            row["drop_detail"] = None
+            hit = problem_drops.get(key_of(row)) if problem_drops else None
+            if hit is not None:
+                row["drop"], row["drop_detail"] = f"{hit[0]}:{hit[1]}", hit[2]
+                dropped[f"{hit[0]}/{hit[1]}"] += 1
+        for flt in per_row:
+            alive = [r for r in rows if r["drop"] is None]
+            t0, c0 = time.perf_counter(), time.process_time()
+            for i in range(0, len(alive), BATCH):
+                chunk = alive[i:i + BATCH]
+                for row, d in zip(chunk, flt.check_batch(chunk), strict=True):
+                    if not d.keep:
+                        row["drop"], row["drop_detail"] = f"{flt.name}:{d.reason}", d.detail or None
+                        dropped[f"{flt.name}/{d.reason}"] += 1
+            seconds[flt.name] += time.perf_counter() - t0
+            cpu[flt.name] += time.process_time() - c0
+        total += len(rows)
+        kept_rows = [r for r in rows if r["drop"] is None]
+        kept_n += len(kept_rows)
+        sink.write(kept_rows if kept_only else rows)
+        if bar is not None:
+            bar.advance(len(rows))
+
+    try:
+        for _, row, rej in iter_rows(src, max_row_bytes=limit):
+            if rej is not None:
+                quarantine.add(rej)
+                if bar is not None:
+                    bar.advance(1)
+                continue
+            batch.append(row)
+            if len(batch) >= STREAM_BATCH:
+                flush()
+        if batch:
+            flush()
+        if total == 0 and not allow_empty:
+            raise ValueError(
+                f"{src}: no usable rows ({quarantine.count} quarantined); fix the input, "
+                "or pass --allow-empty to write an empty output"
+            )
+        written = sink.close()
+        quarantine.close()
+    except BaseException:
+        sink.abort()
+        quarantine.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    length = next((f for f in filters if f.name == "length"), None)
+    stats = {
+        "total": total,
+        "kept": kept_n,
+        "dropped": dict(sorted(dropped.items())),
+        "filters": [f.name for f in filters],
+        "seconds": {f.name: seconds[f.name] for f in filters},
+        "cpu_seconds": {f.name: cpu[f.name] for f in filters},
+        "skipped": skipped,
+        "quarantined": quarantine.count,
+        "quarantined_by_reason": dict(sorted(quarantine.by_reason.items())),
+        "quarantine_file": str(quarantine.path) if quarantine.count else None,
+        "written": written,
+    }
+    if length is not None:
+        stats["length_counter"] = length.counter
+    return stats
+
+
+class _Bar:
+    def __init__(self, total: int | None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn("filter"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._p.start()
+        self._t = self._p.add_task("", total=total)
+
+    def advance(self, n: int) -> None:
+        self._p.update(self._t, advance=n)
+
+    def close(self) -> None:
+        self._p.stop()

@@ -47,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The message on one line: its lines joined with '; ', whitespace collapsed."""
     text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+    if "\n" not in text:
+        return text
+    return "; ".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
