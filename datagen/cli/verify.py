@@ -4,11 +4,16 @@
 out). Every row comes out with all its fields plus ``verdicts.<verifier>``;
 a progress bar runs meanwhile and a table of outcomes is printed at the end.
 Rows lacking what the verifier needs get an ``error`` verdict and the run goes on.
+It streams (batches of ``STREAM_BATCH`` rows in, verified, written out), and
+rows that cannot be read at all (not UTF-8, malformed JSON, a wrong type, a
+line over ``--max-row-bytes``) are quarantined with file, line and reason in
+``OUT.rejected.jsonl`` while every good row comes through.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from datagen.cli.main import CLIError
@@ -31,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-base-url", metavar="URL", help="judge: server URL for --judge-backend openai")
     p.add_argument("--judge-max-tokens", type=int, metavar="N", help="judge: token budget per verdict (default 4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--max-row-bytes", type=int, default=None, metavar="N",
+                   help="quarantine JSONL lines longer than N bytes (default 16 MiB)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="write an empty output instead of failing when no row is usable")
     p.set_defaults(func=cmd_verify)
 
 
@@ -38,9 +47,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from datagen.files import FileFormatError, file_format, read_records, write_records
+    from datagen.files import FileFormatError, file_format
     from datagen.records import OUTCOMES
-    from datagen.verify.runner import VERIFIERS, verify_rows
+    from datagen.verify.runner import VERIFIERS
 
     if args.verifier not in VERIFIERS:
         raise CLIError(f"unknown verifier {args.verifier!r}; choose from {', '.join(VERIFIERS)}")
@@ -48,9 +57,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CLIError("--workers must be >= 1")
     try:
         file_format(args.output)
-        rows = read_records(args.input)
-    except (FileFormatError, FileNotFoundError, ValueError) as exc:
+        file_format(args.input)
+    except (FileFormatError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if not Path(args.input).exists():
+        raise CLIError(f"{args.input}: no such file")
     opts: dict[str, Any] = {}
     if args.verifier in ("code", "format") and args.think_prefilled:
         opts["think_prefilled"] = True
@@ -60,8 +71,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         opts["judge_backend"] = _judge_backend(args)
         opts["think_prefilled"] = args.think_prefilled
         opts["judge_max_tokens"] = args.judge_max_tokens
-    rows, stats = verify_rows(rows, args.verifier, workers=args.workers, progress=not args.no_progress, **opts)
-    write_records(args.output, rows)
+    stats, quarantine = verify_file(args.input, args.output, args.verifier, workers=args.workers,
+                                    progress=not args.no_progress, max_row_bytes=args.max_row_bytes,
+                                    allow_empty=args.allow_empty, **opts)
 
     counts = stats["outcomes"][args.verifier]
     total = sum(counts.values())
@@ -72,8 +84,83 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for outcome in OUTCOMES:
         if counts.get(outcome):
             table.add_row(outcome, str(counts[outcome]), f"{counts[outcome] / total:.1%}")
+    for reason, n in sorted(quarantine.by_reason.items()):
+        table.add_row(f"(quarantined) {reason}", str(n), "")
     Console().print(table)
+    if quarantine.count:
+        Console().print(f"quarantined {quarantine.count} bad rows (file, line, reason) in {quarantine.path}")
     return 0
+
+
+#: Rows verified and written at a time: memory holds one batch, never the file.
+STREAM_BATCH = 512
+
+
+def verify_file(src: str, dst: str, verifier: str, *, workers: int | None = None, progress: bool = False,
+                max_row_bytes: int | None = None, allow_empty: bool = False, **opts: Any):
+    """Verify a record file a batch at a time (``datagen.verify.runner.verify_rows`` per batch)
+    and stream the rows to ``dst``; bad rows go to ``<dst>.rejected.jsonl``.
+
+    Returns ``(stats, quarantine)``: the outcome counts summed over batches and the
+    ``datagen.rowfile.Quarantine`` (count and reasons). An input without a usable
+    row raises ``CLIError`` unless ``allow_empty``.
+    """
+    from datagen.rowfile import DEFAULT_MAX_ROW_BYTES, Quarantine, RecordSink, count_lines, iter_rows
+    from datagen.verify.runner import verify_rows
+
+    quarantine = Quarantine(dst)
+    sink = RecordSink(dst)
+    counts: dict[str, int] = {}
+    bar = _Bar(verifier, count_lines(src)) if progress else None
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        rows, st = verify_rows(batch, verifier, workers=workers, progress=False, **opts)
+        for outcome, n in st["outcomes"][verifier].items():
+            counts[outcome] = counts.get(outcome, 0) + n
+        sink.write(rows)
+        if bar is not None:
+            bar.advance(len(rows))
+        batch.clear()
+
+    try:
+        for _, row, rej in iter_rows(src, max_row_bytes=max_row_bytes or DEFAULT_MAX_ROW_BYTES):
+            if rej is not None:
+                quarantine.add(rej)
+                continue
+            batch.append(row)
+            if len(batch) >= STREAM_BATCH:
+                flush()
+        if batch:
+            flush()
+        if sink.rows == 0 and not allow_empty:
+            raise CLIError(f"{src}: no usable rows ({quarantine.count} quarantined); fix the input, "
+                           "or pass --allow-empty to write an empty output")
+        sink.close()
+        quarantine.close()
+    except BaseException:
+        sink.abort()
+        quarantine.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"outcomes": {verifier: counts}}, quarantine
+
+
+class _Bar:
+    def __init__(self, verifier: str, total: int | None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn(f"verify {verifier}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._p.start()
+        self._t = self._p.add_task("", total=total)
+
+    def advance(self, n: int) -> None:
+        self._p.update(self._t, advance=n)
+
+    def close(self) -> None:
+        self._p.stop()
 
 
 def _judge_backend(args: argparse.Namespace):
