@@ -23,7 +23,8 @@ import numpy as np
 import polars as pl
 
 from datagen.mix import MixConfig, mix
-from datagen.select import SelectConfig, accept, select
+from datagen.select import SelectConfig, select
+from datagen.verify.stage import accept
 
 _OUTCOME_JSON = {
     0: '{"math": {"outcome": "correct", "score": 1.0, "detail": ""}}',

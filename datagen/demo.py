@@ -77,7 +77,7 @@ def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
     from datagen.records import normalize_row
     from datagen.store import open_store
     from datagen.tinymodel import build_model, build_tokenizer
-    from flows.config import build
+    from datagen.config import build
     from flows.ingest import IngestParams, ingest_flow
     from flows.pipeline import PipelineParams, pipeline_flow
     from flows.train import GRPOParams, SFTParams, grpo_flow, sft_flow

@@ -27,8 +27,7 @@ builds that mix from two row sets:
 Output rows: ``problem_id``, ``sample_id``, ``source``, ``domain``,
 ``language``, ``prompt``, ``kind`` (``reasoning``/``non_reasoning``) and ``messages``, a
 ``list<struct{role: str, content: str}>`` column (polars, pyarrow, Parquet and
-``datasets`` read it natively; ``messages_to_json``/``messages_from_json``
-convert one value for JSON-only consumers).
+``datasets`` read it natively).
 
 Plain Python on polars, no Prefect; ``flows/mix.py`` calls ``mix``. Mix takes
 the rows it is given: accepting and filtering happened upstream.
@@ -38,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from typing import Any, Literal
 
@@ -47,8 +45,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from datagen.records import normalize_prompt, split_completion
-from datagen.select import Rows, as_frame
+from datagen.records import Rows, as_frame, normalize_prompt, seeded_rank, split_completion
 
 log = logging.getLogger(__name__)
 
@@ -265,27 +262,6 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
     return part, dict(sorted(skipped.items()))
 
 
-def seeded_rank(key64: pl.Series, seed: int, *, salt: int) -> pl.Series:
-    """A seeded pseudo-random UInt64 per row from its content key: splitmix64's
-    finalizer (Steele et al., "Fast splittable pseudorandom number generators",
-    2014) over ``key ^ mix(seed, salt)``. Vectorised (numpy), stable across
-    machines and library versions, and a function of the row's content only,
-    so sampling and shuffling do not depend on input order."""
-    with np.errstate(over="ignore"):
-        offset = _splitmix64(np.array([(seed * 0x9E3779B97F4A7C15 + salt) % 2**64], dtype=np.uint64))[0]
-        return pl.Series(key64.name, _splitmix64(key64.to_numpy() ^ offset), dtype=pl.UInt64)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
 def _messages_column(frame: pl.DataFrame, config: MixConfig) -> pl.Series:
     """The ``messages`` column, assembled in Arrow: the turns' texts interleaved
     row by row into one flat struct array, cut into lists by fixed offsets.
@@ -317,30 +293,6 @@ def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(frame.group_by(column).len().iter_rows(), key=lambda kv: str(kv[0]))}
 
 
-# --------------------------------------------------------------------------- messages as JSON
-
-
-def messages_to_json(messages: list[dict[str, str]]) -> str:
-    """One ``messages`` value -> a JSON string (for JSON-only consumers)."""
-    return json.dumps([{"role": m["role"], "content": m["content"]} for m in messages], ensure_ascii=False)
-
-
-def messages_from_json(text: str) -> list[dict[str, str]]:
-    """A JSON string -> one ``messages`` value; raises ``ValueError`` naming what is wrong."""
-    value = json.loads(text)
-    if not isinstance(value, list):
-        # ValueError, not TypeError: the input text is malformed data, like a JSON syntax error.
-        raise ValueError(f"messages must be a JSON list, got {type(value).__name__}")  # noqa: TRY004
-    out = []
-    for i, m in enumerate(value):
-        if not isinstance(m, dict) or set(m) != {"role", "content"}:
-            raise ValueError(f"message {i} must be an object with exactly 'role' and 'content', got {m!r}")
-        if m["role"] not in ROLES or not isinstance(m["content"], str):
-            raise ValueError(f"message {i}: role must be one of {ROLES} and content a string, got {m!r}")
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
-
-
 __all__ = [
     "DEFAULT_NON_REASONING_COUNT",
     "DEFAULT_REASONING_COUNT",
@@ -350,7 +302,5 @@ __all__ = [
     "MixConfig",
     "MixResult",
     "assistant_text",
-    "messages_from_json",
-    "messages_to_json",
     "mix",
 ]

@@ -17,8 +17,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from datagen.records import normalize_row
-from datagen.select import stable_hash
+from datagen.records import normalize_row, seeded_hash
 
 _OPERATORS = ("+", "-", "*")
 
@@ -182,6 +181,10 @@ def _distinct(
     return rows
 
 
+#: Separates the held-out split's seeded hash from other seeded choices (records.seeded_rank).
+_SPLIT_SALT = 3
+
+
 def split_problems(
     problems: Sequence[dict[str, Any]], held_out_fraction: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -194,7 +197,7 @@ def split_problems(
     """
     if not 0.0 <= held_out_fraction <= 1.0:
         raise ValueError(f"held_out_fraction must be within [0, 1], got {held_out_fraction}")
-    ids = sorted({p["problem_id"] for p in problems}, key=lambda pid: (stable_hash(seed, pid), pid))
+    ids = sorted({p["problem_id"] for p in problems}, key=lambda pid: (seeded_hash(seed, pid, salt=_SPLIT_SALT), pid))
     held = set(ids[: round(held_out_fraction * len(ids))])
     train = [p for p in problems if p["problem_id"] not in held]
     held_out = [p for p in problems if p["problem_id"] in held]

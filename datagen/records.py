@@ -5,8 +5,11 @@ A stage adds columns; it never invents a new structure. This module holds:
 - ``SCHEMA``: the Arrow schema of the core columns (Parquet on disk). Extra
   columns a stage adds (``sampling``, ``prompt_template``, ``pass_rate``,
   ``messages`` …) are allowed and kept as they are.
-- ``Record``: a typed Python view of one row (``Record.from_row`` /
-  ``Record.to_row``).
+- ``as_frame``: rows of any shape a stage takes (dicts, polars frames) as
+  one polars frame with the record's types.
+- ``seeded_rank`` / ``seeded_hash``: the one seeded hash every seeded choice
+  uses (selection tie-breaks, mixing, held-out splits), stable across
+  machines and library versions.
 - ``validate_row`` / ``normalize_row``: checks that name the bad field and
   the row, so a malformed input row can be quarantined with its reason.
 - ``split_completion``: the single place that splits a completion into
@@ -29,6 +32,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 
 #: Typed verifier outcomes. "Could not judge" (error, timeout of the verifier)
@@ -83,45 +88,6 @@ class RecordError(ValueError):
         self.row = row
         where = f"row {row}: " if row is not None else ""
         super().__init__(f"{where}{message}")
-
-
-@dataclasses.dataclass
-class Record:
-    """Typed view of one row. ``extra`` holds the columns stages added."""
-
-    problem_id: str
-    sample_id: str
-    source: str
-    domain: str
-    language: str
-    prompt: str
-    answer: str | None = None
-    tests: str | None = None
-    completion: str | None = None
-    reasoning: str | None = None
-    summary: str | None = None
-    model: str | None = None
-    finish_reason: str | None = None
-    completion_tokens: int | None = None
-    verdicts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    accepted: bool | None = None
-    drop: str | None = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Record:
-        """Build from a stored row (verdicts may be a JSON string or a dict)."""
-        core = {k: row.get(k) for k in CORE_COLUMNS}
-        core["verdicts"] = decode_verdicts(core.get("verdicts"))
-        extra = {k: v for k, v in row.items() if k not in CORE_COLUMNS}
-        return cls(**core, extra=extra)
-
-    def to_row(self) -> dict[str, Any]:
-        """The storable row: core columns first, verdicts as a JSON string, extras after."""
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        row["verdicts"] = encode_verdicts(self.verdicts)
-        row.update(self.extra)
-        return row
 
 
 def encode_verdicts(verdicts: Any) -> str | None:
@@ -348,3 +314,54 @@ def split_completion(completion: str | None, *, think_prefilled: bool = False) -
 def _unwrap_answer(text: str) -> str:
     match = _ANSWER_TAG.search(text)
     return match.group(1) if match else text
+
+
+# --------------------------------------------------------------------------- frames and seeded hashing
+
+#: Rows as polars frames, lazy frames, or plain dicts (e.g. ``files.read_records``).
+Rows = pl.DataFrame | pl.LazyFrame | Iterable[Mapping[str, Any]]
+
+
+def as_frame(rows: Rows) -> pl.DataFrame:
+    """Rows -> a polars DataFrame. Dicts go through ``to_arrow`` so core columns
+    get their record types and a ``verdicts`` object becomes its JSON string."""
+    if isinstance(rows, pl.LazyFrame):
+        return rows.collect()
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    frame = pl.from_arrow(to_arrow(list(rows)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def key64(texts: Iterable[str]) -> pl.Series:
+    """A 64-bit content key per string (the first 8 bytes of its blake2b digest), as UInt64."""
+    keys = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big") for t in texts]
+    return pl.Series("key64", keys, dtype=pl.UInt64)
+
+
+def seeded_rank(keys: pl.Series, seed: int, *, salt: int = 0) -> pl.Series:
+    """A seeded pseudo-random UInt64 per 64-bit key: splitmix64's finalizer (Steele et al.,
+    "Fast splittable pseudorandom number generators", 2014) over ``key ^ mix(seed, salt)``.
+
+    Vectorised (numpy), the same on every machine and polars version (``Expr.hash`` promises
+    stability only within one version), and a function of the key only, so a seeded choice
+    never depends on row order or sharding. ``salt`` separates independent uses of one seed."""
+    with np.errstate(over="ignore"):
+        offset = _splitmix64(np.array([(seed * 0x9E3779B97F4A7C15 + salt) % 2**64], dtype=np.uint64))[0]
+        return pl.Series(keys.name, _splitmix64(keys.to_numpy() ^ offset), dtype=pl.UInt64)
+
+
+def seeded_hash(seed: int, key: str, *, salt: int = 0) -> int:
+    """``seeded_rank`` of one string key (a Python int < 2**64)."""
+    return int(seeded_rank(key64([key]), seed, salt=salt)[0])
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.uint64, copy=True)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x

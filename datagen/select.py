@@ -1,28 +1,19 @@
-"""Rejection sampling: decide which verified samples are accepted, keep up to k
-accepted samples per problem, and pick the GRPO prompt set by pass rate.
+"""Rejection sampling: keep up to k accepted samples per problem, and pick
+the GRPO prompt set by pass rate.
 
 DeepSeek-R1 ("Rejection sampling and SFT") sampled several outputs per prompt
 from the RL checkpoint and kept only the correct ones; this module is that
 step, plus the pass-rate band that picks prompts for the next GRPO round
 (prompts the policy always or never solves give every sample the same reward,
 so GRPO's group-normalised advantage is zero for them and they teach nothing).
+Whether a sample is accepted was decided by the verify stage
+(``datagen.verify.stage.accept``); this module only reads ``accepted``.
 
 Plain Python on polars, no Prefect (STYLE.md habit 12): ``flows/select.py``
-calls ``accept`` and ``select`` on one in-memory frame.
+calls ``select`` on one in-memory frame.
 
 Counting rules (the contract):
 
-- ``accept``: a row's ``accepted`` is the three-valued AND (Kleene logic) of
-  the verdicts of the verifiers that apply to its domain:
-  ``False`` when any applicable verifier judged the candidate wrong
-  (``incorrect``, ``unparseable``, ``memory``, ``runtime_error``, and
-  ``timeout`` of a verifier that runs the candidate's code: the candidate
-  exceeded its time limit); otherwise ``None`` when any applicable verifier
-  could not judge (``error``, ``timeout`` of any other verifier — e.g. a
-  sympy comparison or a judge request that timed out — or a required verdict
-  that is missing); otherwise ``True``. So a verifier's own failure never
-  turns a sample into a rejection by itself: it can only leave it undecided,
-  and every undecided row is counted by reason in the stats.
 - ``select``: per problem, ``n_samples`` counts all its rows,
   ``n_judged`` the rows whose ``accepted`` is not null, ``n_accepted`` the
   rows with ``accepted`` True, and ``pass_rate = n_accepted / n_judged``
@@ -37,155 +28,18 @@ Counting rules (the contract):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from datagen.records import decode_verdicts, to_arrow
+from datagen.records import Rows, as_frame, key64, seeded_rank
 
 log = logging.getLogger(__name__)
 
-#: Rows as polars frames, lazy frames, or plain dicts (e.g. ``files.read_records``).
-Rows = pl.DataFrame | pl.LazyFrame | Iterable[Mapping[str, Any]]
-
-#: Verifiers that must have judged a row of the domain (missing -> undecided).
-DEFAULT_VERIFIERS_BY_DOMAIN: dict[str, list[str]] = {"math": ["math"], "code": ["code"], "general": []}
-#: Verifiers that apply to any domain when their verdict is present (the
-#: format check; the generative judge for answers rules cannot check).
-DEFAULT_OPTIONAL_VERIFIERS: tuple[str, ...] = ("format", "judge")
-#: Verifiers whose ``timeout`` is the candidate's (its code ran past the time
-#: limit), a real judgement; any other verifier's timeout is its own failure.
-CANDIDATE_RUNNING_VERIFIERS: tuple[str, ...] = ("code",)
-
-_FAIL_OUTCOMES = frozenset({"incorrect", "unparseable", "memory", "runtime_error"})
-
 #: Columns describing a problem (not one generation of it): the GRPO prompt rows keep these.
 PROBLEM_COLUMNS: tuple[str, ...] = ("problem_id", "source", "domain", "language", "prompt", "answer", "tests")
-
-
-def as_frame(rows: Rows) -> pl.DataFrame:
-    """Rows -> a polars DataFrame. Dicts go through ``records.to_arrow`` so core
-    columns get their record types and a ``verdicts`` object becomes its JSON string."""
-    if isinstance(rows, pl.LazyFrame):
-        return rows.collect()
-    if isinstance(rows, pl.DataFrame):
-        return rows
-    frame = pl.from_arrow(to_arrow(list(rows)))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-def stable_hash(seed: int, key: str) -> int:
-    """A 63-bit hash of ``(seed, key)`` that is the same on every machine and
-    polars version (``Expr.hash`` promises stability only within one version),
-    so a seeded random choice is reproducible from the data alone."""
-    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-# --------------------------------------------------------------------------- accept
-
-
-@dataclasses.dataclass
-class AcceptResult:
-    """``rows``: the input with ``accepted`` set. ``stats``: see ``accept``."""
-
-    rows: pl.DataFrame
-    stats: dict[str, Any]
-
-
-def accept(
-    rows: Rows,
-    verifiers_by_domain: Mapping[str, list[str]] | None = None,
-    *,
-    optional_verifiers: Iterable[str] = DEFAULT_OPTIONAL_VERIFIERS,
-    candidate_running_verifiers: Iterable[str] = CANDIDATE_RUNNING_VERIFIERS,
-) -> AcceptResult:
-    """Set ``accepted`` on every row from its ``verdicts`` (dict or JSON string).
-
-    ``verifiers_by_domain`` lists the verifiers that must have judged a row of
-    each domain (default ``DEFAULT_VERIFIERS_BY_DOMAIN``); ``optional_verifiers``
-    apply to every domain when their verdict is present. A domain missing from
-    the mapping uses every verdict present. The decision rule is in the module
-    docstring; a row with no applicable verdict at all is undecided (None).
-    Any existing ``accepted`` value is replaced.
-
-    ``stats``: ``rows``, ``accepted``, ``rejected``, ``undecided``,
-    ``by_domain`` (the same four per domain, plus ``acceptance_rate`` =
-    accepted / decided, None when nothing was decided), ``undecided_reasons``
-    (``verifier:outcome`` / ``verifier:missing`` / ``no_verdicts`` -> rows) and
-    ``outcomes`` (verifier -> outcome -> rows, over applicable verdicts).
-    """
-    frame = as_frame(rows)
-    required_by_domain = dict(DEFAULT_VERIFIERS_BY_DOMAIN if verifiers_by_domain is None else verifiers_by_domain)
-    optional = tuple(optional_verifiers)
-    runs_candidate = frozenset(candidate_running_verifiers)
-
-    domains = frame["domain"].to_list() if "domain" in frame.columns else [None] * frame.height
-    raw_verdicts = frame["verdicts"].to_list() if "verdicts" in frame.columns else [None] * frame.height
-    decisions: list[bool | None] = []
-    by_domain: dict[str, dict[str, Any]] = {}
-    undecided_reasons: dict[str, int] = {}
-    outcomes: dict[str, dict[str, int]] = {}
-
-    for domain, raw in zip(domains, raw_verdicts):
-        verdicts = {name: v for name, v in decode_verdicts(raw).items() if v is not None}
-        if domain in required_by_domain:
-            required = list(required_by_domain[domain])
-            applicable = required + [name for name in optional if name in verdicts and name not in required]
-        else:
-            required, applicable = [], sorted(verdicts)
-        failed, reasons = False, []
-        for name in applicable:
-            v = verdicts.get(name)
-            if v is None:
-                reasons.append(f"{name}:missing")
-                continue
-            outcome = v.get("outcome") if isinstance(v, Mapping) else None
-            counts = outcomes.setdefault(name, {})
-            counts[str(outcome)] = counts.get(str(outcome), 0) + 1
-            if outcome == "correct":
-                continue
-            if outcome in _FAIL_OUTCOMES or (outcome == "timeout" and name in runs_candidate):
-                failed = True
-            else:  # error, the verifier's own timeout, or an outcome we do not know
-                reasons.append(f"{name}:{outcome}")
-        if not applicable:
-            reasons.append("no_verdicts")
-        decision: bool | None = False if failed else (None if reasons else True)
-        decisions.append(decision)
-
-        d = by_domain.setdefault(str(domain), {"rows": 0, "accepted": 0, "rejected": 0, "undecided": 0})
-        d["rows"] += 1
-        if decision is None:
-            d["undecided"] += 1
-            for reason in reasons:
-                undecided_reasons[reason] = undecided_reasons.get(reason, 0) + 1
-        else:
-            d["accepted" if decision else "rejected"] += 1
-
-    for d in by_domain.values():
-        decided = d["accepted"] + d["rejected"]
-        d["acceptance_rate"] = d["accepted"] / decided if decided else None
-    stats = {
-        "rows": frame.height,
-        "accepted": sum(d["accepted"] for d in by_domain.values()),
-        "rejected": sum(d["rejected"] for d in by_domain.values()),
-        "undecided": sum(d["undecided"] for d in by_domain.values()),
-        "by_domain": dict(sorted(by_domain.items())),
-        "undecided_reasons": dict(sorted(undecided_reasons.items())),
-        "outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
-    }
-    if stats["undecided"]:
-        log.warning(
-            "accept: %d of %d rows undecided (%s)", stats["undecided"], frame.height, stats["undecided_reasons"]
-        )
-    out = frame.with_columns(pl.Series("accepted", decisions, dtype=pl.Boolean))
-    return AcceptResult(rows=out, stats=stats)
 
 
 # --------------------------------------------------------------------------- select
@@ -230,6 +84,8 @@ class SelectResult:
     stats: dict[str, Any]
 
 
+#: Separates the tie-break's seeded hash from other seeded choices (records.seeded_rank).
+_TIE_BREAK_SALT = 4
 # Float pass rates such as 9/10 must land inside a band edge written as 0.9.
 _BAND_EPS = 1e-9
 
@@ -344,9 +200,9 @@ def _pick(candidates: pl.DataFrame, config: SelectConfig) -> pl.DataFrame:
     else:
         # A per-sample seeded hash, not a shuffle: the choice depends only on
         # (seed, sample_id), never on the input's row order or sharding.
-        ranks = [stable_hash(config.seed, s) for s in candidates["sample_id"].to_list()]
+        ranks = seeded_rank(key64(candidates["sample_id"].to_list()), config.seed, salt=_TIE_BREAK_SALT)
         ordered = (
-            candidates.with_columns(pl.Series("_rank", ranks, dtype=pl.UInt64))
+            candidates.with_columns(ranks.alias("_rank"))
             .sort(["problem_id", "_rank", "sample_id"])
             .drop("_rank")
         )
@@ -410,16 +266,4 @@ def _decimals(bins: int) -> int:
     return 1 if 10 % bins == 0 else (2 if 100 % bins == 0 else 3)
 
 
-__all__ = [
-    "CANDIDATE_RUNNING_VERIFIERS",
-    "DEFAULT_OPTIONAL_VERIFIERS",
-    "DEFAULT_VERIFIERS_BY_DOMAIN",
-    "PROBLEM_COLUMNS",
-    "AcceptResult",
-    "SelectConfig",
-    "SelectResult",
-    "accept",
-    "as_frame",
-    "select",
-    "stable_hash",
-]
+__all__ = ["PROBLEM_COLUMNS", "SelectConfig", "SelectResult", "select"]

@@ -21,6 +21,12 @@ then the per-sample filters ``length``, ``answer``, ``code_block``,
 ``paragraph``, ``repetition`` and finally ``language`` (fastText per
 sentence, the most expensive).
 
+Sharded runs (the ``filter`` flow) split the chain by kind: the dataset-wide
+filters (``DatasetFilter``: decontam, dedup) run once over one row per problem
+(``problem_decisions``); every shard then runs the per-row filters and applies
+those problem-level decisions (``filter_shard``), counted under the filter
+that made them exactly as an unsharded run counts them.
+
 Rows that carry only ``completion`` get ``reasoning``/``summary`` from
 ``datagen.records.split_completion`` (the same split generation uses);
 ``language`` defaults to ``en``. The input rows are not modified.
@@ -48,10 +54,20 @@ from filters.repetition import RepetitionFilter
 
 log = logging.getLogger(__name__)
 
-#: Every filter, in the order the chain runs them.
-FILTER_NAMES: tuple[str, ...] = (
-    "decontam", "dedup", "length", "answer", "code_block", "paragraph", "repetition", "language",
-)
+#: Every filter by name, in the order the chain runs them.
+FILTERS: dict[str, type[RowFilter | DatasetFilter]] = {
+    "decontam": DecontamFilter,
+    "dedup": DedupFilter,
+    "length": LengthFilter,
+    "answer": AnswerFilter,
+    "code_block": CodeBlockFilter,
+    "paragraph": ParagraphFilter,
+    "repetition": RepetitionFilter,
+    "language": LanguageMixFilter,
+}
+FILTER_NAMES: tuple[str, ...] = tuple(FILTERS)
+#: ``drop_detail`` of a row dropped by a decision about its whole problem.
+PROBLEM_LEVEL = "problem-level decision"
 #: Rows handed to a row filter's ``check_batch`` at once (progress granularity).
 BATCH = 256
 
@@ -100,13 +116,80 @@ def build_filters(config: FiltersConfig, names: Sequence[str] | None = None) -> 
             if name in names:
                 chosen.append(build_filter(name, config))
             continue
-        if not getattr(config, name).enabled:
-            skipped[name] = "disabled in config"
-        elif name == "decontam" and not config.decontam.benchmarks:
-            skipped[name] = "no benchmark files configured"
+        why = _why_skipped(name, config)
+        if why:
+            skipped[name] = why
         else:
             chosen.append(build_filter(name, config))
     return chosen, skipped
+
+
+def _why_skipped(name: str, config: FiltersConfig) -> str | None:
+    if not getattr(config, name).enabled:
+        return "disabled in config"
+    if name == "decontam" and not config.decontam.benchmarks:
+        return "no benchmark files configured"
+    return None
+
+
+def enabled_filters(config: FiltersConfig) -> list[str]:
+    """The filters a run with ``names=None`` runs, in chain order."""
+    return [name for name in FILTER_NAMES if _why_skipped(name, config) is None]
+
+
+def split_by_kind(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` -> (dataset-wide filters, per-row filters), by the filter's type."""
+    wide = [n for n in names if issubclass(FILTERS[n], DatasetFilter)]
+    return wide, [n for n in names if n not in wide]
+
+
+def drop_key(name: str, reason: str) -> str:
+    """The metric key of a drop: ``<filter>/<reason>`` (the ``drop`` column holds ``<filter>:<reason>``)."""
+    return f"{name}/{reason}"
+
+
+#: A decision about a whole problem: (filter, reason, detail).
+ProblemDrop = tuple[str, str, str | None]
+
+#: The columns a dataset-wide filter reads: one row per problem carries them.
+PROBLEM_COLUMNS = ("problem_id", "prompt", "source", "domain", "language")
+
+
+def problem_decisions(
+    problems: Sequence[Mapping[str, Any]], config: FiltersConfig, names: Sequence[str]
+) -> tuple[dict[str, ProblemDrop], dict[str, Any]]:
+    """Run the dataset-wide filters ``names`` over one row per problem -> ({problem_id: drop}, stats)."""
+    rows, stats = run_filters(problems, config, names=names)
+    drops = {}
+    for r in rows:
+        if r["drop"] is not None:
+            name, _, reason = r["drop"].partition(":")
+            drops[r["problem_id"]] = (name, reason, r["drop_detail"])
+    return drops, stats
+
+
+def filter_shard(
+    rows: Sequence[Mapping[str, Any]],
+    config: FiltersConfig,
+    *,
+    names: Sequence[str],
+    problem_drops: Mapping[str, ProblemDrop],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One shard: rows of a dropped problem get that decision (``drop_detail`` ``PROBLEM_LEVEL``),
+    the rest run through the per-row filters ``names``; every drop counted under its filter."""
+    decided = [r for r in rows if r["problem_id"] in problem_drops]
+    rest = [r for r in rows if r["problem_id"] not in problem_drops]
+    out, stats = run_filters(rest, config, names=names)
+    dropped: Counter[str] = Counter(stats["dropped"])
+    for row in decided:
+        name, reason, _ = problem_drops[row["problem_id"]]
+        row = prepare(row, config.language.default_language)
+        row["drop"], row["drop_detail"] = f"{name}:{reason}", PROBLEM_LEVEL
+        dropped[drop_key(name, reason)] += 1
+        out.append(row)
+    stats.update(total=len(rows), kept=sum(1 for r in out if r["drop"] is None),
+                 dropped=dict(sorted(dropped.items())))
+    return out, stats
 
 
 def prepare(row: Mapping[str, Any], default_language: str = "en") -> dict[str, Any]:
@@ -185,7 +268,7 @@ def _apply(name: str, rows: list[dict], decisions: list[Decision], dropped: Coun
         if not decision.keep:
             row["drop"] = f"{name}:{decision.reason}"
             row["drop_detail"] = decision.detail or None
-            dropped[f"{name}/{decision.reason}"] += 1
+            dropped[drop_key(name, decision.reason)] += 1
 
 
 class _Progress:
@@ -206,4 +289,17 @@ class _Progress:
         self._progress.stop()
 
 
-__all__ = ["FILTER_NAMES", "build_filter", "build_filters", "prepare", "run_filters"]
+__all__ = [
+    "FILTERS",
+    "FILTER_NAMES",
+    "PROBLEM_LEVEL",
+    "build_filter",
+    "build_filters",
+    "drop_key",
+    "enabled_filters",
+    "filter_shard",
+    "prepare",
+    "problem_decisions",
+    "run_filters",
+    "split_by_kind",
+]

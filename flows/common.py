@@ -1,4 +1,4 @@
-"""What every flow shares: the store handle, run keys, per-shard tasks, stats, artifacts.
+"""What every flow shares: stage parameters in three parts, opening a stage run, per-shard tasks, stats, artifacts.
 
 Flows are a thin shell (STYLE.md, habit 12): the work is plain functions in
 ``datagen/``, ``filters/``, ``trainers/``; a flow reads a version, runs one
@@ -6,10 +6,19 @@ task per shard (never per record: a task run costs ~10–20 ms here), and
 commits a new version whose manifest carries the flow run id, the stage
 config and the parent versions.
 
-Resume: a stage's output version id is keyed by a hash of (stage, parents,
-config) — the run key — so rerunning a flow with the same inputs and config
-finds the same version, skips shards whose completion marker exists, and
-returns at once if the version was already committed.
+A stage's parameters come in three parts, declared on each field:
+
+- **what it computes** (plain fields): the stage config. Only this goes into
+  the run key, hashed canonically (sorted JSON).
+- **where** it reads and writes (``where()`` fields, ``datagen.config``): root, input, output.
+  The inputs enter the key as the exact parent versions they resolve to.
+- **how** it runs (``how()`` fields): workers, batch sizes, fan-out, GPU
+  limit. They never change the output, so they never change the key.
+
+Resume: the output version id is keyed by (stage, exact parents, config) —
+the run key — so rerunning a flow with the same inputs and config finds the
+same version, skips shards whose completion marker exists, and returns at
+once if the version was already committed, whatever the run options.
 """
 
 from __future__ import annotations
@@ -18,29 +27,82 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
+from datagen.config import part_of, what_of
 from datagen.store import Manifest, Store, VersionWriter, open_store
 from datagen.store.manifest import flatten_stats
 
 log = logging.getLogger(__name__)
 
-# Transient failures worth a task retry: storage hiccups, not logic errors.
-TRANSIENT = (ConnectionError, TimeoutError, OSError)
+
+class StageParams(BaseModel):
+    """Base of every stage's parameters (also its Prefect flow parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def stage_config(self) -> dict[str, Any]:
+        """What the stage computes: every field not marked ``where`` or ``how`` (nested models too)."""
+        return what_of(self)
+
+    def run_options(self) -> dict[str, Any]:
+        """How the stage runs: the ``how`` fields (recorded, never keyed)."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if part_of(type(self), k) == "how"}
+
+    def recorded(self) -> dict[str, Any]:
+        """What a manifest records: every parameter but the ``where`` ones (those are its lineage)."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if part_of(type(self), k) != "where"}
+
+
+def canonical_hash(payload: Any) -> str:
+    """24 hex digits of sha256 over canonical JSON (sorted keys): the one hash of configs and run keys."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def run_key(stage: str, parents: Sequence[str], config: Mapping[str, Any]) -> str:
+    """A stable key for (stage, exact parent versions, config): same key = same output version."""
+    return canonical_hash({"stage": stage, "parents": list(parents), "config": config})
+
+
+# Transient failures worth a task retry: a dropped connection, a timeout, throttling (HTTP 429/5xx).
+# Not OSError as a whole: FileNotFoundError and PermissionError are OSErrors and retrying them
+# repeats a logic error. S3 is retried with backoff in one place, ``datagen.store.objects``.
+TRANSIENT_TYPES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure a retry can cure: connection errors, timeouts, throttling — or one caused by them."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, TRANSIENT_TYPES):
+            return True
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int) and status in TRANSIENT_STATUS:
+            return True
+        if type(exc).__name__ in ("TimeoutException", "ConnectError", "ReadError", "RemoteProtocolError"):
+            return True  # httpx's transport errors (the openai backend), matched by name: no httpx import here
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def retry_transient(task_obj, parameters, state) -> bool:
     """``retry_condition_fn`` for tasks: retry only known-transient failures."""
     try:
         state.result()
-    except TRANSIENT:
-        return True
-    except Exception:  # noqa: BLE001 - a logic error: do not retry
-        return False
+    except Exception as exc:  # noqa: BLE001 - classified, not swallowed: the task fails on its own
+        return is_transient(exc)
     return False
+
+
+#: The retry policy of every shard task: transient failures only, bounded.
+RETRY = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": retry_transient}
 
 
 def flow_run_id() -> str | None:
@@ -61,30 +123,57 @@ def logger():
         return log
 
 
-def run_key(stage: str, parents: Sequence[str], config: Mapping[str, Any]) -> str:
-    """A stable key for (stage, exact parent versions, config): same key = same output version."""
-    payload = json.dumps({"stage": stage, "parents": list(parents), "config": config}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+@dataclass
+class StageRun:
+    """An opened stage run: its store, the exact parent versions, and what it computes."""
+
+    store: Store
+    stage: str
+    params: StageParams
+    parents: list[Manifest]
+    config: dict[str, Any]
+
+    @property
+    def source(self) -> Manifest:
+        return self.parents[0]
+
+    def writer(self, dataset: str, *, stage: str | None = None,
+               extra_key: Mapping[str, Any] | None = None) -> VersionWriter:
+        """The (resumable) writer of one output version; ``writer.committed`` is set if it already exists.
+
+        The manifest records every parameter but where it reads and writes (the run options
+        of the run that made it included); the run key only (stage, parents, config, ``extra_key``)."""
+        stage = stage or self.stage
+        refs = [m.ref for m in self.parents]
+        keyed = {**self.config, **(extra_key or {})}
+        return self.store.writer(
+            dataset,
+            stage=stage,
+            config={**self.params.recorded(), **(extra_key or {})},
+            parents=refs,
+            flow_run_id=flow_run_id(),
+            run_key=run_key(stage, refs, keyed),
+        )
+
+    def done(self, writer: VersionWriter) -> bool:
+        """True (and logged) when the version was committed by an earlier run: nothing to do."""
+        if writer.committed is None:
+            return False
+        logger().info("%s: %s already committed; nothing to do", self.stage, writer.committed.ref)
+        return True
 
 
-def stage_writer(
-    store: Store, dataset: str, *, stage: str, parents: Sequence[Manifest], config: Mapping[str, Any]
-) -> VersionWriter:
-    """The (resumable) writer of a stage's output version."""
-    parent_refs = [m.ref for m in parents]
-    return store.writer(
-        dataset,
-        stage=stage,
-        config=dict(config),
-        parents=parent_refs,
-        flow_run_id=flow_run_id(),
-        run_key=run_key(stage, parent_refs, config),
-    )
+def open_stage(params: StageParams, stage: str, inputs: Sequence[str]) -> StageRun:
+    """Open a stage run: the store at ``params.root``, the parents ``inputs`` resolved to exact versions."""
+    store = open_store(getattr(params, "root", None))
+    parents = [store.resolve(ref) for ref in inputs]
+    return StageRun(store, stage, params, parents, params.stage_config())
 
 
 def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Sum nested count dicts (per-shard stats -> stage stats). Non-numbers: last wins;
-    ``*_rate`` keys become None (a ratio does not add up; recompute it from the counts)."""
+    """Sum nested count dicts (per-shard stats -> stage stats). Non-numbers: last wins.
+
+    Stats are counts so that they add up; a rate is derived from them when shown (``shown``)."""
     out: dict[str, Any] = {}
     for part in parts:
         _merge_into(out, part)
@@ -93,9 +182,7 @@ def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _merge_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
     for k, v in part.items():
-        if k.endswith("_rate"):
-            out[k] = None  # a ratio does not add up across shards: the caller recomputes it
-        elif isinstance(v, Mapping):
+        if isinstance(v, Mapping):
             _merge_into(out.setdefault(k, {}), v)
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out.get(k), (int, float)):
             out[k] = out[k] + v
@@ -103,7 +190,18 @@ def _merge_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
             out[k] = v
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_transient)
+def shown(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Stats as shown: counts plus the rates derived from them (``acceptance_rate`` = accepted / decided)."""
+    out: dict[str, Any] = {}
+    for k, v in stats.items():
+        out[k] = shown(v) if isinstance(v, Mapping) else v
+    acc, rej = stats.get("accepted"), stats.get("rejected")
+    if isinstance(acc, int) and isinstance(rej, int) and "acceptance_rate" not in out:
+        out["acceptance_rate"] = round(acc / (acc + rej), 4) if acc + rej else None
+    return out
+
+
+@task(cache_policy=NO_CACHE, **RETRY)
 def map_shard(
     root: str,
     in_path: str,
@@ -155,6 +253,17 @@ def map_version(
     return merge_stats(results)
 
 
+def gpu_slot(enabled: bool):
+    """A slot of the global concurrency limit ``gpu`` while the block runs (or nothing when disabled)."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency("gpu", occupy=1, strict=False)
+
+
 def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
     """Prefect artifacts for a stage: the version written and its statistics."""
     try:
@@ -164,7 +273,7 @@ def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
         get_run_context()
     except Exception:  # noqa: BLE001 - not in a run: nothing to publish to
         return
-    flat = flatten_stats(stats)
+    flat = flatten_stats(shown(stats))
     key = f"{stage}-{manifest.dataset}".lower().replace("_", "-")
     create_table_artifact(
         table=[{"statistic": k, "value": v} for k, v in flat.items()] or [{"statistic": "rows", "value": manifest.rows}],

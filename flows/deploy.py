@@ -5,7 +5,7 @@ This module is the one source of truth for what runs where (there is no
 
 - ``pipeline/pipeline-nightly``: the whole pipeline on a cron schedule, on the
   ``cpu`` work pool, with its parameters from ``configs/pipeline.yaml``
-  (validated with ``flows.config.load`` before anything is registered). Its
+  (validated with ``datagen.config.load`` before anything is registered). Its
   stages run inside that flow run; GPU work leaves it only through the
   generate stage's fan-out (below).
 - stage flows on demand (no schedule): ``ingest``, ``verify``, ``filter``,
@@ -90,7 +90,7 @@ def plan(
 
     ``only`` keeps the deployments whose flow name or full name is listed
     (e.g. ``["generate-shard"]``); the pipeline's config is read and validated
-    only when the pipeline deployment is kept. Raises ``flows.config.ConfigError``
+    only when the pipeline deployment is kept. Raises ``datagen.config.ConfigError``
     for an invalid pipeline config and ``ValueError`` for an unknown ``only`` name.
     """
     on_demand = [
@@ -135,7 +135,7 @@ def plan(
 
 def pipeline_parameters(config: str | Path | None) -> dict[str, Any]:
     """The pipeline deployment's default parameters: the YAML file validated as ``PipelineParams``."""
-    from flows.config import ConfigError, load
+    from datagen.config import ConfigError, load
     from flows.pipeline import PipelineParams
 
     if config is None:
@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False  # Prefect configures the root logger too: print once
 
-    from flows.config import ConfigError
+    from datagen.config import ConfigError
 
     source = args.source
     if source and "://" not in source and not source.endswith(".git"):

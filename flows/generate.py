@@ -26,30 +26,34 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
+from datagen.config import how, where
 from datagen.generate.config import GenerateConfig
 from datagen.store import open_store
-from flows.common import logger, merge_stats, publish, retry_transient, stage_writer
+from flows.common import RETRY, StageParams, gpu_slot, merge_stats, open_stage, publish
 
 _BACKENDS: dict[str, Any] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-class GenerateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    input: str = "problems"
-    output: str = "generations"
+class GenerateParams(StageParams):
+    root: str | None = where(None)
+    input: str = where("problems")
+    output: str = where("generations")
     generation: GenerateConfig
-    #: problems per shard (one task / one deployment run each)
+    #: problems per shard (one task / one deployment run each); shard names depend on it
     shard_size: int = Field(64, ge=1)
     #: only problems of these domains (None = all)
     domains: list[str] | None = None
     #: run each shard as a run of the shard deployment (scale-out across workers)
-    fan_out: bool = False
-    shard_deployment: str = "generate-shard/generate-shard-gpu"
+    fan_out: bool = how(False)
+    shard_deployment: str = how("generate-shard/generate-shard-gpu")
     #: occupy a slot of the global concurrency limit ``gpu`` while generating
-    gpu_limit: bool = True
+    gpu_limit: bool = how(True)
+
+    def stage_config(self) -> dict[str, Any]:
+        """What generation computes: ``GenerateConfig.fingerprint`` (the model, sampling, prompt, n, k,
+        seed — not the backend's throughput knobs such as batch sizes), the shard size and the domains."""
+        return {"generation": self.generation.fingerprint(), "shard_size": self.shard_size, "domains": self.domains}
 
 
 class ShardParams(BaseModel):
@@ -79,7 +83,6 @@ def backend_for(config: GenerateConfig):
 
 def run_shard(params: ShardParams) -> dict[str, Any]:
     """Generate one shard into the output version unless it is already done; its stats."""
-    import contextlib
     from collections import Counter
 
     from datagen.generate.stage import generate_rows
@@ -89,13 +92,7 @@ def run_shard(params: ShardParams) -> dict[str, Any]:
     if writer.shard_done(params.shard_name):
         info = writer.shard_info(params.shard_name)
         return {"shards_skipped": 1, "samples": info.rows}
-    if params.gpu_limit:
-        from prefect.concurrency.sync import concurrency
-
-        guard = concurrency("gpu", occupy=1, strict=False)
-    else:
-        guard = contextlib.nullcontext()
-    with guard:
+    with gpu_slot(params.gpu_limit):
         rows = generate_rows(params.problems, backend_for(params.generation), params.generation)
     finish = Counter(r["finish_reason"] for r in rows)
     stats = {
@@ -116,8 +113,7 @@ def _stats_key(params: ShardParams) -> str:
     return f"{params.output}/{params.version}/stats/{params.shard_name}.json"
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient,
-      tags=["gpu"])
+@task(cache_policy=NO_CACHE, tags=["gpu"], **RETRY)
 def generate_shard_task(params: ShardParams) -> dict[str, Any]:
     return run_shard(params)
 
@@ -150,15 +146,12 @@ def generate_flow(params: GenerateParams) -> str:
     from datagen.generate.stage import plan_shards
     from flows.progress import report
 
-    store = open_store(params.root)
-    source = store.resolve(params.input)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "fan_out", "shard_deployment",
-                                                     "gpu_limit"})
-    writer = stage_writer(store, params.output, stage="generate", parents=[source], config=config)
-    if writer.committed is not None:
-        logger().info("generate: %s already committed; nothing to do", writer.committed.ref)
+    run = open_stage(params, "generate", [params.input])
+    store = run.store
+    writer = run.writer(params.output)
+    if run.done(writer):
         return writer.committed.ref
-    lf = store.scan(source)
+    lf = store.scan(run.source)
     if params.domains:
         import polars as pl
 

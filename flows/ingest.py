@@ -17,9 +17,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from datagen.config import where
 from datagen.files import hash_file_into
 from datagen.store import open_store
-from flows.common import flow_run_id, logger, publish, run_key
+from flows.common import StageParams, flow_run_id, logger, publish, run_key
 
 
 class SyntheticProblems(BaseModel):
@@ -35,12 +36,12 @@ class SyntheticProblems(BaseModel):
     max_operand: int = 9
 
 
-class IngestParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    name: str = "problems"
-    file: str | None = None
+class IngestParams(StageParams):
+    root: str | None = where(None)
+    #: the output dataset
+    name: str = where("problems")
+    #: the input file; its content (not its path) is keyed
+    file: str | None = where(None)
     synthetic: SyntheticProblems | None = None
     source: str | None = None
 
@@ -85,7 +86,7 @@ def import_task(params: IngestParams) -> str:
             write_records(path, rows)
         else:
             path = Path(params.file)
-        key = run_key("import", [], {**params.model_dump(exclude={"root"}), "digest": _file_digest(path)})
+        key = run_key("import", [], {**params.stage_config(), "digest": _file_digest(path)})
         result = import_file(
             store, path, name=params.name, source=params.source, run_key=key, flow_run_id=flow_run_id()
         )

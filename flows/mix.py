@@ -9,21 +9,19 @@ from __future__ import annotations
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from datagen.config import where
 from datagen.mix import MixConfig
-from datagen.store import open_store
-from flows.common import logger, publish, stage_writer
+from flows.common import StageParams, open_stage, publish
 
 
-class MixParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    reasoning: str = "selected"
+class MixParams(StageParams):
+    root: str | None = where(None)
+    reasoning: str = where("selected")
     #: a version of non-reasoning samples (writing, QA, …); None = reasoning only
-    non_reasoning: str | None = None
-    output: str = "sft-mix"
+    non_reasoning: str | None = where(None)
+    output: str = where("sft-mix")
     mix: MixConfig = Field(default_factory=MixConfig)
 
 
@@ -31,20 +29,13 @@ class MixParams(BaseModel):
 def mix_task(params: MixParams) -> str:
     from datagen.mix import mix
 
-    store = open_store(params.root)
-    reasoning = store.resolve(params.reasoning)
-    parents = [reasoning]
-    non_reasoning = None
-    if params.non_reasoning:
-        non_reasoning = store.resolve(params.non_reasoning)
-        parents.append(non_reasoning)
-    config = params.model_dump(mode="json", exclude={"root", "reasoning", "non_reasoning", "output"})
-    writer = stage_writer(store, params.output, stage="mix", parents=parents, config=config)
-    if writer.committed is not None:
-        logger().info("mix: %s already committed; nothing to do", writer.committed.ref)
+    run = open_stage(params, "mix", [params.reasoning, *([params.non_reasoning] if params.non_reasoning else [])])
+    writer = run.writer(params.output)
+    if run.done(writer):
         return writer.committed.ref
-    nr = store.scan(non_reasoning) if non_reasoning is not None else []
-    result = mix(store.scan(reasoning), nr, params.mix)
+    reasoning, *non_reasoning = run.parents
+    nr = run.store.scan(non_reasoning[0]) if non_reasoning else []
+    result = mix(run.store.scan(reasoning), nr, params.mix)
     rows = result.rows.collect() if hasattr(result.rows, "collect") else result.rows
     writer.write(rows)
     stats = {"mix": result.stats}

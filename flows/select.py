@@ -11,20 +11,18 @@ from __future__ import annotations
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from datagen.config import where
 from datagen.select import SelectConfig
-from datagen.store import open_store
-from flows.common import logger, publish, stage_writer
+from flows.common import StageParams, logger, open_stage, publish
 
 
-class SelectParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    input: str = "filtered"
-    output: str = "selected"
-    prompts_output: str = "grpo-prompts"
+class SelectParams(StageParams):
+    root: str | None = where(None)
+    input: str = where("filtered")
+    output: str = where("selected")
+    prompts_output: str = where("grpo-prompts")
     select: SelectConfig = Field(default_factory=SelectConfig)
 
 
@@ -32,15 +30,13 @@ class SelectParams(BaseModel):
 def select_task(params: SelectParams) -> dict[str, str]:
     from datagen.select import select
 
-    store = open_store(params.root)
-    source = store.resolve(params.input)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "prompts_output"})
-    writer = stage_writer(store, params.output, stage="select", parents=[source], config=config)
-    pwriter = stage_writer(store, params.prompts_output, stage="select-prompts", parents=[source], config=config)
+    run = open_stage(params, "select", [params.input])
+    writer = run.writer(params.output)
+    pwriter = run.writer(params.prompts_output, stage="select-prompts")
     if writer.committed is not None and pwriter.committed is not None:
         logger().info("select: %s already committed; nothing to do", writer.committed.ref)
         return {"selected": writer.committed.ref, "grpo_prompts": pwriter.committed.ref}
-    result = select(store.scan(source), params.select)
+    result = select(run.store.scan(run.source), params.select)
     stats = {"select": result.stats}
     if writer.committed is None:
         writer.write(_rows(result.selected))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _refs(result: Any) -> list[str]:
@@ -23,8 +26,9 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from datagen.store import open_store
+    from datagen.store import StoreError, open_store
     from datagen.store.manifest import flatten_stats
+    from flows.common import shown
 
     store = open_store(root)
     console = Console()
@@ -35,9 +39,10 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
     for ref in refs:
         try:
             m = store.resolve(ref)
-        except Exception:  # noqa: BLE001 - not a dataset ref
+        except (StoreError, ValueError) as exc:  # a result value that only looks like a ref
+            log.debug("summary: %s is not a version: %s", ref, exc)
             continue
-        flat = flatten_stats(m.stats)
+        flat = flatten_stats(shown(m.stats))
         keys = ", ".join(f"{k}={v}" for k, v in list(flat.items())[:8])
         table.add_row(m.stage, m.ref, f"{m.rows:,}", keys)
     console.print(table)

@@ -11,8 +11,8 @@ Both take a slot of the global concurrency limit ``gpu``.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -20,39 +20,36 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict
 
-from datagen.store import open_store
-from flows.common import logger, publish, stage_writer
+from datagen.config import how, where
+from flows.common import StageParams, gpu_slot, logger, open_stage, publish
 from trainers.config import GRPOConfig, SFTConfig
 
 
-class SFTParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    input: str = "sft-mix"
-    output: str = "sft-runs"
+class SFTParams(StageParams):
+    root: str | None = where(None)
+    input: str = where("sft-mix")
+    output: str = where("sft-runs")
     sft: SFTConfig
-    gpu_limit: bool = True
+    gpu_limit: bool = how(True)
 
 
-class GRPOParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str | None = None
-    input: str = "grpo-prompts"
-    output: str = "grpo-runs"
+class GRPOParams(StageParams):
+    root: str | None = where(None)
+    input: str = where("grpo-prompts")
+    output: str = where("grpo-runs")
     grpo: GRPOConfig
-    gpu_limit: bool = True
+    gpu_limit: bool = how(True)
 
 
-def _gpu(enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    from prefect.concurrency.sync import concurrency
+def on_log(stage: str) -> Callable[[dict[str, Any]], None]:
+    """The trainers' ``on_log`` callback under a flow: each logged step into the Prefect run's log."""
+    run_logger = logger()
 
-    return concurrency("gpu", occupy=1, strict=False)
+    def log_step(metrics: dict[str, Any]) -> None:
+        run_logger.info("%s %s", stage, json.dumps(metrics, default=str))
+
+    return log_step
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,7 +59,7 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
+    if isinstance(value, float) and math.isnan(value):  # NaN is not JSON
         return None
     return value
 
@@ -87,20 +84,33 @@ def _commit_run(writer, result, stage: str) -> str:
              "final_metrics": _jsonable(summary.get("metrics", {}))}
     manifest = writer.commit(stats=stats)
     publish(stage, manifest, stats)
+    _metrics_artifact(stage, stats["final_metrics"])
     return manifest.ref
+
+
+def _metrics_artifact(stage: str, metrics: dict[str, Any]) -> None:
+    """A table artifact of the final training metrics (inside a run only)."""
+    if not metrics:
+        return
+    from prefect.artifacts import create_table_artifact
+    from prefect.context import get_run_context
+
+    try:
+        get_run_context()
+    except Exception:  # noqa: BLE001 - not in a run: nothing to publish to
+        return
+    create_table_artifact(table=[{"metric": k, "value": v} for k, v in metrics.items()], key=f"{stage}-metrics",
+                          description=f"final {stage} metrics")
 
 
 def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], Any]) -> str:
     """Resolve the input version, train on it (holding a ``gpu`` slot), commit the run version."""
-    store = open_store(params.root)
-    source = store.resolve(params.input)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "gpu_limit"})
-    writer = stage_writer(store, params.output, stage=stage, parents=[source], config=config)
-    if writer.committed is not None:
-        logger().info("%s: %s already committed; nothing to do", stage, writer.committed.ref)
+    run = open_stage(params, stage, [params.input])
+    writer = run.writer(params.output)
+    if run.done(writer):
         return writer.committed.ref
-    with _gpu(params.gpu_limit):
-        result = train(store.scan(source))
+    with gpu_slot(params.gpu_limit):
+        result = train(run.store.scan(run.source))
     return _commit_run(writer, result, stage)
 
 
@@ -108,14 +118,15 @@ def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], An
 def sft_task(params: SFTParams) -> str:
     from trainers.sft import train_sft
 
-    return _train(params, "sft", lambda lf: train_sft(params.sft, lf.select("messages").collect().to_dicts()))
+    return _train(params, "sft", lambda lf: train_sft(params.sft, lf.select("messages").collect().to_dicts(),
+                                                       on_log=on_log("sft")))
 
 
 @task(cache_policy=NO_CACHE)
 def grpo_task(params: GRPOParams) -> str:
     from trainers.grpo import train_grpo
 
-    return _train(params, "grpo", lambda lf: train_grpo(params.grpo, lf.collect().to_dicts()))
+    return _train(params, "grpo", lambda lf: train_grpo(params.grpo, lf.collect().to_dicts(), on_log=on_log("grpo")))
 
 
 @flow(name="sft")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import ConfigError
+from datagen.config import ConfigError
 from flows.deploy import DeploymentSpec, plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_plan_only_skips_the_pipeline_config_and_rejects_unknown_names():
 
 
 def test_cpu_example_config_is_valid():
-    from flows.config import load
+    from datagen.config import load
     from flows.pipeline import PipelineParams
 
     params = load(PipelineParams, REPO / "configs" / "pipeline-cpu.yaml")

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from datagen.config import ConfigError, build, load
 from datagen.files import write_records
 from datagen.problems import arithmetic_problems
 from datagen.store import Store
 from datagen.tinymodel import save_tiny
-from flows.config import ConfigError, build, load
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -76,8 +76,7 @@ def test_generate_rerun_skips_finished_shards(tmp_path, tiny_model):
     params = build(GenerateParams, {**cfg["generate"], "root": cfg["root"], "input": problems})
     store = Store(cfg["root"])
     source = store.resolve(problems)
-    config = params.model_dump(mode="json", exclude={"root", "input", "output", "fan_out", "shard_deployment",
-                                                     "gpu_limit"})
+    config = params.stage_config()
     # A crashed earlier run finished the first shard only.
     writer = store.writer("generations", stage="generate", run_key=run_key("generate", [source.ref], config))
     shards = plan_shards(store.scan(source).collect().to_dicts(), params.generation, params.shard_size)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.files import read_records, write_records
-from datagen.mix import MESSAGES_DTYPE, MixConfig, messages_from_json, messages_to_json, mix
+from datagen.mix import MESSAGES_DTYPE, MixConfig, mix
 
 
 def reasoning_row(i: int, *, prompt: str | None = None, completion: str | None = None, source="arith", domain="math"):
@@ -234,12 +234,3 @@ def test_messages_round_trip_through_parquet(tmp_path):
     write_records(tmp_path / "mix2.parquet", rows.to_dicts())
     assert [r["messages"] for r in read_records(tmp_path / "mix2.parquet")] == rows["messages"].to_list()
     assert pl.read_parquet(tmp_path / "mix2.parquet").schema["messages"] == MESSAGES_DTYPE
-
-
-def test_messages_json_helpers_round_trip_and_reject_bad_shapes():
-    messages = [{"role": "user", "content": "héllo"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\ny"}]
-    assert messages_from_json(messages_to_json(messages)) == messages
-    with pytest.raises(ValueError, match="role must be one of"):
-        messages_from_json('[{"role": "robot", "content": "x"}]')
-    with pytest.raises(ValueError, match="JSON list"):
-        messages_from_json('{"role": "user"}')

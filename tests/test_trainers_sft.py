@@ -14,8 +14,8 @@ ROWS = [{"messages": [{"role": "user", "content": f"{i}+1="}, {"role": "assistan
 
 
 def cfg(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path), learning_rate=1e-3, per_device_batch_size=4, max_length=32,
-                gradient_accumulation_steps=2, max_steps=4, warmup_ratio=0.25, seed=3)
+    base = {"output_dir": str(tmp_path), "learning_rate": 1e-3, "per_device_batch_size": 4, "max_length": 32,
+                "gradient_accumulation_steps": 2, "max_steps": 4, "warmup_ratio": 0.25, "seed": 3}
     return SFTConfig(**(base | kw))
 
 
@@ -55,11 +55,6 @@ def test_sft_reads_a_jsonl_path(tmp_path):
     result = train_sft(cfg(tmp_path / "run", data=str(path), max_steps=1), model=build_model(tok, hidden_size=32),
                        tokenizer=tok)
     assert result.steps == 1
-
-
-def test_config_batch_must_split_into_groups():
-    with pytest.raises(ValueError, match="must equal prompts_per_step x num_generations"):
-        GRPOConfig(prompts_per_step=4, num_generations=8, generation_batch_size=30)
 
 
 def test_config_micro_batch_must_divide_the_step():

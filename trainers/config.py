@@ -1,36 +1,28 @@
 """Typed configs for the trainers (pydantic; also the flow parameters).
 
-YAML sets values, ``--set key=value`` overrides, unknown keys fail, and a bad
-combination fails at construction with a message that says what to change.
+YAML sets values, ``--set key=value`` overrides (``datagen.config.load``, the
+one loader), unknown keys fail, and a bad combination fails at construction
+with a message that says what to change. Fields marked ``where``/``how``
+(``datagen.config``) say where a run writes and how it runs: they are not
+part of what it computes, so a training stage's run key ignores them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from datagen.config import how, where
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None):
-        """Load a YAML file, apply ``key=value`` overrides (values parsed as YAML)."""
-        data: dict[str, Any] = yaml.safe_load(Path(path).read_text()) or {}
-        for item in overrides or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r} is not key=value")
-            data[key.strip()] = yaml.safe_load(value)
-        return cls(**data)
-
 
 class _TrainCommon(_Config):
     model: str | None = Field(None, description="local model dir (save_pretrained) or hub id; None = passed in code")
-    output_dir: str = "runs/train"
+    output_dir: str = where("runs/train")
     seed: int = 0
     learning_rate: float = Field(1e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -38,14 +30,14 @@ class _TrainCommon(_Config):
     max_grad_norm: float | None = Field(1.0, gt=0, description="None disables clipping")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = how(False)
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto = bf16 autocast on a CUDA GPU that supports it, fp32 otherwise"
     )
-    log_every: int = Field(1, ge=1)
-    save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps; 0 = only at the end")
-    keep_checkpoints: int = Field(2, ge=1)
-    resume: bool = Field(True, description="resume from the newest checkpoint in output_dir if there is one")
+    log_every: int = how(1, ge=1)
+    save_every: int = how(0, ge=0, description="checkpoint every N optimizer steps; 0 = only at the end")
+    keep_checkpoints: int = how(2, ge=1)
+    resume: bool = how(True, description="resume from the newest checkpoint in output_dir if there is one")
 
 
 class SFTConfig(_TrainCommon):
@@ -80,16 +72,13 @@ class GRPOConfig(_TrainCommon):
     prompts: str | None = Field(None, description="JSONL/Parquet file of rows with 'prompt' (+ reward columns)")
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"accuracy": 1.0},
-        description="reward function name -> weight; names resolve in reward_fns or datagen.verify.rewards.REWARDS",
+        description="reward function name -> weight; names resolve in reward_fns or trainers.rewards.REWARDS",
     )
     learning_rate: float = Field(1e-6, gt=0)
     max_steps: int = Field(100, ge=1)
     prompts_per_step: int = Field(8, ge=1)
     num_generations: int = Field(8, ge=2, description="G: completions per prompt")
-    generation_batch_size: int | None = Field(
-        None, description="completions per step = prompts_per_step x num_generations (derived; set it to check)"
-    )
-    micro_batch_size: int | None = Field(None, ge=1, description="completions per forward/backward; None = all")
+    micro_batch_size: int | None = how(None, ge=1, description="completions per forward/backward; None = all")
     mu: int = Field(1, ge=1, description="optimizer passes over each generation batch")
     epsilon: float = Field(0.2, gt=0, lt=1)
     epsilon_high: float | None = Field(None, gt=0, description="DAPO clip-higher; None = epsilon")
@@ -107,17 +96,6 @@ class GRPOConfig(_TrainCommon):
     @model_validator(mode="after")
     def _check(self):
         total = self.prompts_per_step * self.num_generations
-        if self.generation_batch_size is not None and self.generation_batch_size != total:
-            raise ValueError(
-                f"generation_batch_size={self.generation_batch_size} must equal prompts_per_step x num_generations "
-                f"= {self.prompts_per_step} x {self.num_generations} = {total}; change one of them or drop "
-                "generation_batch_size"
-            )
-        if self.generation_batch_size is not None and self.generation_batch_size % self.num_generations:
-            raise ValueError(
-                f"generation_batch_size={self.generation_batch_size} is not divisible by num_generations="
-                f"{self.num_generations}"
-            )
         if self.micro_batch_size is not None and total % self.micro_batch_size:
             raise ValueError(
                 f"micro_batch_size={self.micro_batch_size} must divide the {total} completions per step "

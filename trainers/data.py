@@ -123,3 +123,11 @@ def collate(rows: list[PackedRow], pad_id: int):
     # padding rows attend to themselves only, so no softmax row is empty (NaN-free)
     mask = mask | torch.eye(L, dtype=torch.bool)[None, None]
     return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
+
+
+def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
+    """``prompt`` (and ``system_prompt``) rendered with the tokenizer's chat template, ready to generate."""
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

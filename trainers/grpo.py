@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from trainers.config import GRPOConfig
+from trainers.data import chat_prompt
+from trainers.rewards import RewardFn, resolve_rewards
 from trainers.runtime import (
     MetricsLog,
     build_optimizer,
@@ -52,9 +54,6 @@ from trainers.runtime import (
 
 log = logging.getLogger(__name__)
 
-RewardFn = Callable[..., list]
-
-
 @dataclass
 class GRPOResult:
     output_dir: Path
@@ -65,37 +64,6 @@ class GRPOResult:
 
 
 # ----------------------------------------------------------------- rewards
-
-
-def resolve_rewards(weights: dict[str, float], reward_fns: dict[str, RewardFn] | None) -> dict[str, RewardFn]:
-    """Name -> function, from ``reward_fns`` first, then the project's flat
-    ``datagen.verify.rewards.REWARDS``, then the toy task's rewards."""
-    found: dict[str, RewardFn] = {}
-    missing = []
-    for name in weights:
-        fn = (reward_fns or {}).get(name) or _project_reward(name)
-        if fn is None:
-            missing.append(name)
-        else:
-            found[name] = fn
-    if missing:
-        raise ValueError(
-            f"unknown reward function(s) {missing}; pass reward_fns={{name: fn}} or use a name from "
-            "datagen.verify.rewards.REWARDS / trainers.toy.TOY_REWARDS"
-        )
-    return found
-
-
-def _project_reward(name: str) -> RewardFn | None:
-    try:
-        from datagen.verify.rewards import REWARDS
-    except ImportError:
-        REWARDS = {}
-    if name in REWARDS:
-        return REWARDS[name]
-    from trainers.toy import TOY_REWARDS
-
-    return TOY_REWARDS.get(name)
 
 
 def score(
@@ -155,13 +123,6 @@ class PromptSampler:
             out.append(order[pos])
             self.consumed += 1
         return out
-
-
-def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": prompt}
-    ]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 # -------------------------------------------------------------- generation
@@ -319,6 +280,7 @@ def train_grpo(
     model=None,
     tokenizer=None,
     reward_fns: dict[str, RewardFn] | None = None,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> GRPOResult:
     """Run GRPO for ``config.max_steps`` steps; return the output dir and metrics.
 
@@ -327,7 +289,8 @@ def train_grpo(
     frame; else ``config.prompts``. ``model``/``tokenizer``: objects, else
     loaded from ``config.model``. ``reward_fns``: name -> function, overriding
     the project's ``REWARDS``. Resumes from the newest checkpoint in
-    ``config.output_dir`` when ``config.resume``.
+    ``config.output_dir`` when ``config.resume``. ``on_log``: called with each logged
+    step's metrics (on the main process), e.g. the flow's Prefect logging.
     """
     import torch
 
@@ -371,118 +334,26 @@ def train_grpo(
             f"prompts_per_step={cfg.prompts_per_step} does not split over {accelerator.num_processes} processes: "
             f"make it a multiple of {accelerator.num_processes}"
         )
-    metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="grpo")
-    history: list[dict[str, Any]] = []
-    G = cfg.num_generations
+    metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="grpo", on_log=on_log)
     n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
     micro = cfg.micro_batch_size or n_total
     if n_total % micro:
         raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
-    unwrapped = accelerator.unwrap_model(model)
+    run = _Run(cfg, fns, tokenizer, accelerator, model, ref_model, optimizer, scheduler, sampler, n_total, micro)
+    history: list[dict[str, Any]] = []
 
     while step < cfg.max_steps:
         t0 = time.perf_counter()
-        # 1. sample G completions per prompt from the current policy
         # Every rank draws the same global batch (same seed and position) and
         # keeps its own slice of whole prompts, so each rank's G-groups are
         # complete and advantages need no communication; DDP/FSDP average the
         # gradients.
         idx = sampler_data.take(cfg.prompts_per_step)[accelerator.process_index::accelerator.num_processes]
-        batch = [rows[i] for i in idx]
-        texts = [chat_prompt(tokenizer, r["prompt"], cfg.system_prompt) for r in batch]
-        torch.manual_seed(cfg.seed * 1_000_003 + step)
-        sampler.sync(unwrapped)
-        prompt_ids, prompt_attn, comp_ids = sampler.sample(unwrapped, texts)
-        comp_mask = completion_mask(comp_ids, tokenizer.eos_token_id)
-        t_gen = time.perf_counter() - t0
-
-        # 2. score: decode up to (not including) EOS, keeping special tokens such as <think>
-        lengths = comp_mask.sum(dim=1).tolist()
-        completions = [
-            tokenizer.decode(c[: n - int(n > 0 and c[n - 1] == tokenizer.eos_token_id)], skip_special_tokens=False)
-            .replace(tokenizer.pad_token, "")
-            for c, n in zip(comp_ids.tolist(), lengths)
-        ]
-        columns = {k: [r.get(k) for r in batch for _ in range(G)] for k in batch[0]}
-        totals, parts = score(completions, columns, fns, cfg.rewards)
-        rewards = torch.tensor([float("nan") if t is None else t for t in totals])
-        if cfg.shuffle_rewards:
-            rewards = rewards[torch.randperm(len(rewards), generator=torch.Generator().manual_seed(cfg.seed + step))]
-        from trainers.losses import aggregate, clipped_surrogate, group_advantages, group_std, k3_kl
-
-        advantages = group_advantages(rewards, G).to(accelerator.device)
-
-        # 3. mu optimizer passes over this generation batch
-        input_ids = torch.cat([prompt_ids, comp_ids], dim=1)
-        attn = torch.cat([prompt_attn, comp_mask.to(prompt_attn.dtype)], dim=1)
-        T = comp_ids.shape[1]
-        n_tokens = comp_mask.sum().clamp(min=1).item()
-        old_logps, ref_logps = [None] * (n_total // micro), [None] * (n_total // micro)
-        with torch.no_grad():
-            for j, s in enumerate(range(0, n_total, micro)):
-                sl = slice(s, s + micro)
-                if cfg.mu > 1:
-                    old_logps[j], _ = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature)
-                if ref_model is not None:
-                    ref_logps[j], _ = policy_logprobs(ref_model, input_ids[sl], attn[sl], T, cfg.temperature)
-        agg = dict(clip_low=0.0, clip_high=0.0, kl=0.0, entropy=0.0, loss=0.0, grad_norm=0.0)
-        for _ in range(cfg.mu):
-            for j, s in enumerate(range(0, n_total, micro)):
-                sl = slice(s, s + micro)
-                mask = comp_mask[sl]
-                with accelerator.autocast():
-                    logp, ent = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature, with_entropy=True)
-                old = logp.detach() if old_logps[j] is None else old_logps[j]
-                per_tok, c_low, c_high = clipped_surrogate(logp, old, advantages[sl], cfg.epsilon, cfg.epsilon_high)
-                if ref_logps[j] is not None:
-                    kl = k3_kl(logp, ref_logps[j])
-                    per_tok = per_tok + cfg.beta * kl
-                    agg["kl"] += _masked_mean(kl.detach(), mask) / (n_total // micro) / cfg.mu
-                loss = aggregate(per_tok, mask, cfg.loss_type, num_sequences=n_total, num_tokens=n_tokens,
-                                 max_completion_length=cfg.max_new_tokens)
-                accelerator.backward(loss)
-                share = mask.sum().item() / n_tokens / cfg.mu
-                agg["clip_low"] += (c_low & mask.bool()).sum().item() / n_tokens / cfg.mu
-                agg["clip_high"] += (c_high & mask.bool()).sum().item() / n_tokens / cfg.mu
-                agg["entropy"] += _masked_mean(ent, mask) * share
-                agg["loss"] += loss.item() / cfg.mu
-            if cfg.max_grad_norm is not None:
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            else:
-                grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
-            agg["grad_norm"] += float(grad_norm) / cfg.mu
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+        ro = rollout(run, [rows[i] for i in idx], step)  # 1-2. sample G completions per prompt, score them
+        stats = update(run, ro)  # 3. mu optimizer passes over this generation batch
         step += 1
-
-        # 4. metrics
-        stds = group_std(rewards, G)
-        judged = ~torch.isnan(rewards)
-        m: dict[str, Any] = {
-            "step": step,
-            "reward/mean": _nanmean(rewards),
-            "reward/std": _nanstd(rewards),
-            "reward/none_frac": 1.0 - judged.float().mean().item(),
-            "frac_zero_std_groups": (stds < 1e-8).float().mean().item(),
-            "completion_length/mean": float(sum(lengths) / len(lengths)),
-            "completion_length/max": int(max(lengths)),
-            "clip_frac/low": agg["clip_low"],
-            "clip_frac/high": agg["clip_high"],
-            "clip_frac/region": agg["clip_low"] + agg["clip_high"],
-            "kl": agg["kl"],
-            "entropy": agg["entropy"],
-            "loss": agg["loss"],
-            "grad_norm": agg["grad_norm"],
-            "lr": scheduler.get_last_lr()[0],
-            "time/generate_s": t_gen,
-            "time/step_s": time.perf_counter() - t0,
-        }
-        for name, vals in parts.items():
-            t = torch.tensor([float("nan") if v is None else v for v in vals])
-            m[f"reward/{name}/mean"] = _nanmean(t)
-            m[f"reward/{name}/std"] = _nanstd(t)
-        history.append({**m, "rewards": totals})
+        m = step_metrics(run, ro, stats, step, t0)  # 4. metrics
+        history.append({**m, "rewards": ro.totals})
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             metrics_log.log(m)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
@@ -490,8 +361,156 @@ def train_grpo(
 
     save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
     final = save_final_model(accelerator, model, tokenizer, out_dir)
-    metrics_log.close()
     return GRPOResult(out_dir, final, step, dict(metrics_log.last), history)
+
+
+@dataclass
+class _Run:
+    """What one GRPO run's steps share (built once by ``train_grpo``)."""
+
+    cfg: GRPOConfig
+    fns: dict[str, RewardFn]
+    tokenizer: Any
+    accelerator: Any
+    model: Any
+    ref_model: Any
+    optimizer: Any
+    scheduler: Any
+    sampler: Any
+    n_total: int  # this rank's completions per step
+    micro: int  # completions per forward/backward
+
+
+@dataclass
+class Rollout:
+    """One step's generation batch: prompts + G completions each, their rewards and advantages."""
+
+    prompt_ids: Any
+    prompt_attn: Any
+    comp_ids: Any
+    comp_mask: Any
+    lengths: list[int]
+    totals: list[float | None]
+    parts: dict[str, list[float | None]]
+    rewards: Any  # float tensor, NaN where a reward could not judge
+    advantages: Any
+    seconds: float
+
+
+def rollout(run: _Run, batch: list[dict[str, Any]], step: int) -> Rollout:
+    """Sample G completions per prompt of ``batch`` from the current policy and score them."""
+    import torch
+
+    from trainers.losses import group_advantages
+
+    cfg, tokenizer, t0 = run.cfg, run.tokenizer, time.perf_counter()
+    texts = [chat_prompt(tokenizer, r["prompt"], cfg.system_prompt) for r in batch]
+    torch.manual_seed(cfg.seed * 1_000_003 + step)
+    unwrapped = run.accelerator.unwrap_model(run.model)
+    run.sampler.sync(unwrapped)
+    prompt_ids, prompt_attn, comp_ids = run.sampler.sample(unwrapped, texts)
+    comp_mask = completion_mask(comp_ids, tokenizer.eos_token_id)
+    seconds = time.perf_counter() - t0
+    # Decode up to (not including) EOS, keeping special tokens such as <think>.
+    lengths = comp_mask.sum(dim=1).tolist()
+    completions = [
+        tokenizer.decode(c[: n - int(n > 0 and c[n - 1] == tokenizer.eos_token_id)], skip_special_tokens=False)
+        .replace(tokenizer.pad_token, "")
+        for c, n in zip(comp_ids.tolist(), lengths)
+    ]
+    G = cfg.num_generations
+    columns = {k: [r.get(k) for r in batch for _ in range(G)] for k in batch[0]}
+    totals, parts = score(completions, columns, run.fns, cfg.rewards)
+    rewards = torch.tensor([float("nan") if t is None else t for t in totals])
+    if cfg.shuffle_rewards:
+        rewards = rewards[torch.randperm(len(rewards), generator=torch.Generator().manual_seed(cfg.seed + step))]
+    advantages = group_advantages(rewards, G).to(run.accelerator.device)
+    return Rollout(prompt_ids, prompt_attn, comp_ids, comp_mask, lengths, totals, parts, rewards, advantages, seconds)
+
+
+def update(run: _Run, ro: Rollout) -> dict[str, float]:
+    """``mu`` optimizer passes over one rollout (the clipped surrogate, plus beta x k3 KL); pass statistics."""
+    import torch
+
+    from trainers.losses import aggregate, clipped_surrogate, k3_kl
+
+    cfg, accelerator, model, n_total, micro = run.cfg, run.accelerator, run.model, run.n_total, run.micro
+    input_ids = torch.cat([ro.prompt_ids, ro.comp_ids], dim=1)
+    attn = torch.cat([ro.prompt_attn, ro.comp_mask.to(ro.prompt_attn.dtype)], dim=1)
+    T = ro.comp_ids.shape[1]
+    n_tokens = ro.comp_mask.sum().clamp(min=1).item()
+    old_logps, ref_logps = [None] * (n_total // micro), [None] * (n_total // micro)
+    with torch.no_grad():
+        for j, s in enumerate(range(0, n_total, micro)):
+            sl = slice(s, s + micro)
+            if cfg.mu > 1:
+                old_logps[j], _ = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature)
+            if run.ref_model is not None:
+                ref_logps[j], _ = policy_logprobs(run.ref_model, input_ids[sl], attn[sl], T, cfg.temperature)
+    agg = {"clip_low": 0.0, "clip_high": 0.0, "kl": 0.0, "entropy": 0.0, "loss": 0.0, "grad_norm": 0.0}
+    for _ in range(cfg.mu):
+        for j, s in enumerate(range(0, n_total, micro)):
+            sl = slice(s, s + micro)
+            mask = ro.comp_mask[sl]
+            with accelerator.autocast():
+                logp, ent = policy_logprobs(model, input_ids[sl], attn[sl], T, cfg.temperature, with_entropy=True)
+            old = logp.detach() if old_logps[j] is None else old_logps[j]
+            per_tok, c_low, c_high = clipped_surrogate(logp, old, ro.advantages[sl], cfg.epsilon, cfg.epsilon_high)
+            if ref_logps[j] is not None:
+                kl = k3_kl(logp, ref_logps[j])
+                per_tok = per_tok + cfg.beta * kl
+                agg["kl"] += _masked_mean(kl.detach(), mask) / (n_total // micro) / cfg.mu
+            loss = aggregate(per_tok, mask, cfg.loss_type, num_sequences=n_total, num_tokens=n_tokens,
+                             max_completion_length=cfg.max_new_tokens)
+            accelerator.backward(loss)
+            share = mask.sum().item() / n_tokens / cfg.mu
+            agg["clip_low"] += (c_low & mask.bool()).sum().item() / n_tokens / cfg.mu
+            agg["clip_high"] += (c_high & mask.bool()).sum().item() / n_tokens / cfg.mu
+            agg["entropy"] += _masked_mean(ent, mask) * share
+            agg["loss"] += loss.item() / cfg.mu
+        if cfg.max_grad_norm is not None:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        else:
+            grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
+        agg["grad_norm"] += float(grad_norm) / cfg.mu
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return agg
+
+
+def step_metrics(run: _Run, ro: Rollout, agg: dict[str, float], step: int, t0: float) -> dict[str, Any]:
+    """The logged metrics of one step (rewards per function, clipping, KL, entropy, lengths, timings)."""
+    import torch
+
+    from trainers.losses import group_std
+
+    stds = group_std(ro.rewards, run.cfg.num_generations)
+    judged = ~torch.isnan(ro.rewards)
+    m: dict[str, Any] = {
+        "step": step,
+        "reward/mean": _nanmean(ro.rewards),
+        "reward/std": _nanstd(ro.rewards),
+        "reward/none_frac": 1.0 - judged.float().mean().item(),
+        "frac_zero_std_groups": (stds < 1e-8).float().mean().item(),
+        "completion_length/mean": float(sum(ro.lengths) / len(ro.lengths)),
+        "completion_length/max": int(max(ro.lengths)),
+        "clip_frac/low": agg["clip_low"],
+        "clip_frac/high": agg["clip_high"],
+        "clip_frac/region": agg["clip_low"] + agg["clip_high"],
+        "kl": agg["kl"],
+        "entropy": agg["entropy"],
+        "loss": agg["loss"],
+        "grad_norm": agg["grad_norm"],
+        "lr": run.scheduler.get_last_lr()[0],
+        "time/generate_s": ro.seconds,
+        "time/step_s": time.perf_counter() - t0,
+    }
+    for name, vals in ro.parts.items():
+        t = torch.tensor([float("nan") if v is None else v for v in vals])
+        m[f"reward/{name}/mean"] = _nanmean(t)
+        m[f"reward/{name}/std"] = _nanstd(t)
+    return m
 
 
 def _masked_mean(x, mask) -> float:

@@ -1,6 +1,6 @@
 """What SFT and GRPO share around the loop: the accelerator (precision, devices,
 FSDP), optimizer + LR schedule, checkpoints with exact resume, and the metrics
-log (JSONL always; the Prefect run when there is one).
+log (JSONL, and an ``on_log`` callback the caller fills — the flow with Prefect logging).
 
 Multi-GPU runs go through ``accelerate launch`` (see README / configs/
 accelerate_fsdp_8gpu.yaml); a plain ``python -m trainers.sft`` is a single
@@ -17,6 +17,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def build_scheduler(optimizer, cfg, total_steps: int):
     """Linear warmup over ``warmup_ratio`` of the steps, then cosine to 0 (or constant)."""
     import torch
 
-    warmup = int(round(cfg.warmup_ratio * total_steps))
+    warmup = round(cfg.warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
@@ -135,20 +136,17 @@ def save_final_model(accelerator, model, tokenizer, output_dir: str | Path) -> P
 
 
 class MetricsLog:
-    """One JSON object per logged step in ``<output_dir>/metrics.jsonl``, and —
-    when running inside a Prefect flow or task run — the same line in the run's
-    log plus a table artifact of the last metrics at ``close()``.
+    """One JSON object per logged step in ``<output_dir>/metrics.jsonl``, and the same
+    metrics handed to ``on_log`` (the flow fills it with Prefect logging; the trainers
+    know nothing of Prefect)."""
 
-    Prefect is imported lazily and only used when a run context exists, so the
-    trainers run (and test) without a Prefect server.
-    """
-
-    def __init__(self, output_dir: str | Path, *, enabled: bool = True, name: str = "train"):
+    def __init__(self, output_dir: str | Path, *, enabled: bool = True, name: str = "train",
+                 on_log: Callable[[dict[str, Any]], None] | None = None):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.enabled = enabled
         self.name = name
+        self.on_log = on_log
         self.last: dict[str, Any] = {}
-        self._prefect_logger = _prefect_run_logger() if enabled else None
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -159,39 +157,8 @@ class MetricsLog:
             return
         with self.path.open("a") as fh:
             fh.write(json.dumps({"time": round(time.time(), 3), **metrics}) + "\n")
-        if self._prefect_logger is not None:
-            self._prefect_logger.info("%s %s", self.name, json.dumps(metrics))
-
-    def close(self) -> None:
-        if not (self.enabled and self._prefect_logger is not None and self.last):
-            return
-        try:
-            from prefect.artifacts import create_table_artifact
-
-            create_table_artifact(
-                table=[{"metric": k, "value": v} for k, v in self.last.items()],
-                key=f"{self.name}-metrics",
-                description=f"final {self.name} metrics",
-            )
-        except Exception as exc:  # an artifact is a convenience; never fail training over it
-            log.warning("could not create the Prefect metrics artifact: %s", exc)
-
-
-def _prefect_run_logger():
-    """Prefect's run logger when called inside a flow/task run, else None."""
-    import sys
-
-    if "prefect" not in sys.modules:  # not under a flow: don't pay prefect's import time
-        return None
-    try:
-        from prefect.context import FlowRunContext, TaskRunContext
-        from prefect.logging import get_run_logger
-
-        if FlowRunContext.get() is None and TaskRunContext.get() is None:
-            return None
-        return get_run_logger()
-    except Exception:  # pragma: no cover - prefect present but misconfigured
-        return None
+        if self.on_log is not None:
+            self.on_log(metrics)
 
 
 def run_cli(argv, *, prog: str, description: str, config_cls, train) -> int:
@@ -203,6 +170,12 @@ def run_cli(argv, *, prog: str, description: str, config_cls, train) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    result = train(config_cls.from_yaml(args.config, args.set))
+    from datagen.config import ConfigError, load
+
+    try:
+        config = load(config_cls, args.config, args.set, help_hint="every key: see trainers/config.py")
+    except ConfigError as exc:
+        parser.exit(2, f"{prog}: error: {exc}\n")
+    result = train(config)
     log.info("done: %d steps, final model in %s", result.steps, result.final_model_dir)
     return 0

@@ -20,7 +20,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,14 +124,16 @@ def evaluate(model, rows: list[PackedRow], cfg: SFTConfig, pad_id: int, device) 
     return total / max(n, 1)
 
 
-def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, model=None, tokenizer=None) -> SFTResult:
+def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, model=None, tokenizer=None,
+              on_log: Callable[[dict[str, Any]], None] | None = None) -> SFTResult:
     """Fine-tune on chat ``messages``; return the output dir and final metrics.
 
     ``rows``: dicts (or a polars frame) with ``messages`` (list of {role, content}
     or its JSON string); else ``config.data``. ``model``/``tokenizer``: objects,
     else loaded from ``config.model``. Resumes from the newest checkpoint in
     ``config.output_dir`` when ``config.resume``: model, optimizer, scheduler,
-    RNG and the position in the data.
+    RNG and the position in the data. ``on_log``: called with each logged step's metrics
+    (on the main process), e.g. the flow's Prefect logging.
     """
     import torch
 
@@ -153,7 +155,7 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
     per_epoch_micro = math.ceil(len(train_rows) / cfg.per_device_batch_size)
     micro_per_step = cfg.gradient_accumulation_steps * world
     steps_per_epoch = max(1, per_epoch_micro // micro_per_step)
-    total_steps = cfg.max_steps or max(1, int(round(cfg.num_epochs * steps_per_epoch)))
+    total_steps = cfg.max_steps or max(1, round(cfg.num_epochs * steps_per_epoch))
 
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -169,7 +171,7 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         step = load_checkpoint(accelerator, ckpt)["step"]
         log.info("resumed from %s at step %d", ckpt, step)
 
-    metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="sft")
+    metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="sft", on_log=on_log)
     pad_id = tokenizer.pad_token_id
     t_start, tokens_seen = time.perf_counter(), 0
     while step < total_steps:
@@ -216,7 +218,6 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         metrics_log.log({"step": step, "eval_loss": final_metrics["eval_loss"]})
     save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints)
     final = save_final_model(accelerator, model, tokenizer, out_dir)
-    metrics_log.close()
     return SFTResult(out_dir, final, step, final_metrics, dropped)
 
 

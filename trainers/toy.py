@@ -9,17 +9,14 @@ One-token answers keep the output space small and the reward dense (a random
 policy over the 24-token vocabulary is right ~4% of the time, so most groups
 of 16 contain a success).
 
-``ToyArithmetic``: the general ``a+b=`` generator (full sum or modulo) for
-the demo. Learning full addition from random weights with RL alone is much
-slower than ``ToyLastDigit`` (a 2-input table instead of a 1-input rule).
+Used by the "GRPO learns" test, ``benchmarks/grpo_toy.py`` and
+``benchmarks/grpo_vs_trl.py``:
 
-Used by the "GRPO learns" test, ``benchmarks/grpo_toy.py``,
-``benchmarks/grpo_vs_trl.py`` and the R1-in-miniature demo:
-
-- ``ToyArithmetic``: the problem generator (prompt rows in the project's record
+- ``ToyLastDigit``: the problem generator (prompt rows in the project's record
   shape: ``prompt``, ``answer``, ``domain``, ``language``) with a train pool and
   a disjoint held-out pool;
-- ``toy_accuracy`` / ``toy_format``: rewards in the project's reward shape;
+- ``toy_accuracy`` / ``toy_format``: rewards in the project's reward shape,
+  registered by name in ``trainers.rewards.REWARDS``;
 - ``toy_tokenizer`` / ``toy_model``: a 24-token char tokenizer and a tiny Qwen2;
 - ``greedy_accuracy``: held-out greedy accuracy of a model;
 - ``toy_grpo_config``: the recipe known to learn the task quickly.
@@ -57,44 +54,6 @@ def toy_format(completions: list[str], **_: Any) -> list[float | None]:
     return [float(bool(re.fullmatch(r"\d{1,2}", extract_answer(c)))) for c in completions]
 
 
-TOY_REWARDS = {"toy_accuracy": toy_accuracy, "toy_format": toy_format}
-
-
-@dataclass(frozen=True)
-class ToyArithmetic:
-    """``a+b=`` problems with ``a, b`` in ``0..max_operand``, operands zero-padded
-    to the same width (so every prompt has the same length); the answer is
-    ``a + b``, or ``(a + b) % modulus`` when ``modulus`` is set.
-
-    The (a, b) pairs are shuffled once by ``split_seed``: the first
-    ``eval_size`` are the held-out set, never used for training; training
-    draws from the rest (at most ``train_size`` of them).
-    """
-
-    max_operand: int = 99
-    modulus: int | None = 10
-    eval_size: int = 200
-    train_size: int | None = None
-    split_seed: int = 1234
-
-    def _pairs(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        pairs = [(a, b) for a in range(self.max_operand + 1) for b in range(self.max_operand + 1)]
-        random.Random(self.split_seed).shuffle(pairs)
-        held, rest = pairs[: self.eval_size], pairs[self.eval_size:]
-        return (rest if self.train_size is None else rest[: self.train_size]), held
-
-    def row(self, a: int, b: int) -> dict[str, Any]:
-        width = len(str(self.max_operand))
-        total = a + b if self.modulus is None else (a + b) % self.modulus
-        return {"prompt": f"{a:0{width}d}+{b:0{width}d}=", "answer": str(total), "domain": "math", "language": "en"}
-
-    def train_rows(self) -> list[dict[str, Any]]:
-        return [self.row(a, b) for a, b in self._pairs()[0]]
-
-    def eval_rows(self) -> list[dict[str, Any]]:
-        return [self.row(a, b) for a, b in self._pairs()[1]]
-
-
 @dataclass(frozen=True)
 class ToyLastDigit:
     """``NNN+k=`` -> last digit of ``NNN + k``; ``eval_size`` numbers held out."""
@@ -125,9 +84,9 @@ def toy_grpo_config(output_dir: str, *, seed: int = 0, shuffle_rewards: bool = F
     ``greedy_accuracy(..., max_new_tokens=1)``."""
     from trainers.config import GRPOConfig
 
-    base = dict(output_dir=output_dir, seed=seed, rewards={"toy_accuracy": 1.0}, learning_rate=1e-3,
-                max_steps=150, prompts_per_step=16, num_generations=16, max_new_tokens=1, lr_schedule="constant",
-                shuffle_rewards=shuffle_rewards, resume=False, log_every=10)
+    base = {"output_dir": output_dir, "seed": seed, "rewards": {"toy_accuracy": 1.0}, "learning_rate": 1e-3,
+                "max_steps": 150, "prompts_per_step": 16, "num_generations": 16, "max_new_tokens": 1, "lr_schedule": "constant",
+                "shuffle_rewards": shuffle_rewards, "resume": False, "log_every": 10}
     base.update(overrides)
     return GRPOConfig(**base)
 
@@ -151,7 +110,7 @@ def greedy_completions(model, tokenizer, prompts: list[str], *, max_new_tokens: 
     """Greedy completions (decoded up to EOS, special tokens kept)."""
     import torch
 
-    from trainers.grpo import chat_prompt
+    from trainers.data import chat_prompt
 
     tokenizer.padding_side = "left"
     texts = [chat_prompt(tokenizer, p, system_prompt) for p in prompts]

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_params(flow: str, config: str | None, sets: list[str]):
     """The validated parameter model of ``flow`` (raises ``ConfigError``)."""
-    from flows.config import load
+    from datagen.config import load
 
     module, _, model_name = FLOWS[flow]
     model = getattr(importlib.import_module(module), model_name)
@@ -51,7 +51,7 @@ def load_params(flow: str, config: str | None, sets: list[str]):
 
 
 def cmd_run(args) -> int:
-    from flows.config import ConfigError
+    from datagen.config import ConfigError
 
     sets = list(args.sets)
     if args.root:

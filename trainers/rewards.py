@@ -1,0 +1,36 @@
+"""The one flat table of GRPO reward functions, by name (``GRPOConfig.rewards`` keys).
+
+The project's rewards (built on the verifiers, ``datagen.verify.rewards``) and
+the toy task's (``trainers.toy``, for the "GRPO learns" test, the benchmarks
+and the demo) are registered here explicitly; a caller may pass its own
+functions to ``train_grpo(reward_fns=...)``, which take precedence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from datagen.verify.rewards import REWARDS as VERIFIER_REWARDS
+from trainers.toy import toy_accuracy, toy_format
+
+RewardFn = Callable[..., list[float | None]]
+
+REWARDS: dict[str, RewardFn] = {
+    **VERIFIER_REWARDS,
+    "toy_accuracy": toy_accuracy,
+    "toy_format": toy_format,
+}
+
+
+def resolve_rewards(weights: Mapping[str, float], reward_fns: Mapping[str, RewardFn] | None = None,
+                    ) -> dict[str, RewardFn]:
+    """Name -> function for every name in ``weights``: ``reward_fns`` first, then ``REWARDS``.
+
+    Raises ``ValueError`` naming the unknown names and the known ones."""
+    table: dict[str, Any] = {**REWARDS, **(reward_fns or {})}
+    missing = [name for name in weights if name not in table]
+    if missing:
+        raise ValueError(f"unknown reward function(s) {missing}; choose from {sorted(table)} "
+                         "or pass reward_fns={name: fn}")
+    return {name: table[name] for name in weights}
