@@ -35,6 +35,11 @@ def test_leading_whitespace_is_fine():
     ("<think>r</think><answer> </answer>", "empty_answer"),
     ("<think>r</think><answer>5", "malformed_answer_tags"),
     ("<think>r</think></answer>5<answer>", "malformed_answer_tags"),
+    ("<think>r <answer>5</answer></think>5", "answer_in_think"),
+    ("<think></think>5", "empty_reasoning"),
+    ("<think>\u200b</think>5", "empty_reasoning"),
+    ("<think>r</think>\u200b\u2062", "invisible_answer"),
+    ("<think>r</think>\\boxed{}", "invisible_answer"),
 ])
 def test_reasons(completion, expected):
     v = verify_format(completion)
@@ -67,3 +72,29 @@ def test_custom_tags():
     kw = {"think_tags": ("<reasoning>", "</reasoning>"), "answer_tags": ("<final>", "</final>")}
     assert reason("<reasoning>r</reasoning><final>5</final>", require_answer_tags=True, **kw) == "ok"
     assert reason("<think>r</think>5", **kw) == "missing_think"
+
+
+def test_every_slug_is_listed():
+    from datagen.verify.format import REASONS
+
+    cases = ["", "5", "<think>r", "x<think>r</think>a", "<think>a</think><think>b</think>c", "<think></think>a",
+             "<think>r</think>", "<think>r</think><answer>5", "<think>r<answer></answer></think>a",
+             "<think>r</think>\u200b"]
+    assert {reason(c) for c in cases} - {"ok"} <= set(REASONS)
+
+
+def test_min_reasoning_chars():
+    assert reason("<think>2+3=5</think>5", min_reasoning_chars=6) == "short_reasoning"
+    assert reason("<think>2+3=5</think>5", min_reasoning_chars=5) == "ok"
+    assert reason("<think></think>5", min_reasoning_chars=0) == "ok"
+
+
+def test_cold_start_form():
+    assert reason("|special_token|r|special_token|5", special_token="|special_token|") == "ok"
+    assert reason("|special_token|r", special_token="|special_token|") == "unclosed_think"
+    assert reason("<think>r</think>5", special_token="|special_token|") == "missing_think"
+
+
+def test_not_text_is_unparseable():
+    assert verify_format(5) == {"outcome": "unparseable", "score": 0.0,
+                                "detail": "not_text: the completion is int, not text"}

@@ -114,13 +114,17 @@ def is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK_GLYPHS
 
 
-def _replace_invisible(text: str, repl: str) -> str:
-    return _MAYBE_INVISIBLE.sub(lambda m: "".join(repl if is_invisible(ch) else ch for ch in m.group()), text)
+def _replace_invisible(text: str, spaces: str = "") -> str:
+    """Drop invisible characters; whitespace becomes ``spaces``."""
+    def fix(m: re.Match[str]) -> str:
+        return "".join((spaces if ch.isspace() else "") if is_invisible(ch) else ch for ch in m.group())
+
+    return _MAYBE_INVISIBLE.sub(fix, text)
 
 
 def strip_invisible(text: str) -> str:
     """``text`` without characters that render as nothing (whitespace included)."""
-    return _replace_invisible(text, "")
+    return _replace_invisible(text)
 
 
 def has_visible_answer(answer: str) -> bool:
