@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import queue
-import struct
+import socket
 import subprocess
 import sys
 import threading
@@ -37,10 +37,15 @@ class Execution:
     """One test execution as the zygote saw it.
 
     ``status``: ``exited`` | ``signaled`` | ``wall_timeout`` | ``sandbox_error``.
-    ``exception``: the candidate's uncaught exception type, if any.
-    ``value``: the JSON-decoded return value in call mode (``returned`` says
-    whether there is one); ``unserialisable`` is set instead when the value
-    could not be JSON-serialised in the child.
+    ``exit_code``/``signal``/``cpu_s`` come from the real wait status and
+    rusage of the candidate process (reaped by the sandbox's init).
+    ``oom_killed``: the sandbox's memory cgroup OOM-killed a process during
+    this test (None without a cgroup). ``exception``: the candidate's uncaught
+    exception type, if reported. ``value``: the JSON-decoded return value in
+    call mode (``returned`` says whether there is one); ``unserialisable`` is
+    set instead when the child could not JSON-serialise it, ``unreadable``
+    when the parent could not decode what the child wrote (too deep, invalid
+    UTF-8, malformed).
     """
 
     status: str
@@ -56,84 +61,168 @@ class Execution:
     returned: bool = False
     value: Any = None
     unserialisable: str | None = None
+    unreadable: str | None = None
+    oom_killed: bool | None = None
+    memory_peak_bytes: int | None = None
     detail: str = ""
 
 
-def _read_exact(stream, n: int) -> bytes:
-    data = stream.read(n)
-    if data is None or len(data) != n:
-        raise SandboxError("sandbox zygote died (short read)")
-    return data
+STDERR_TAIL = 4096
+_logged: set[str] = set()
+_logged_lock = threading.Lock()
 
 
-def _read_frame(stream) -> bytes:
-    (n,) = struct.unpack(">I", _read_exact(stream, 4))
-    return _read_exact(stream, n) if n else b""
+def _log_once(message: str) -> None:
+    with _logged_lock:
+        if message in _logged:
+            return
+        _logged.add(message)
+    log.warning("%s", message)
+
+
+def interpreter() -> str:
+    """The base interpreter (outside any virtualenv): the zygote needs only its stdlib."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    if data:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)  # the candidate reads stdin from the start
+    return fd
+
+
+def _read_memfd(fd: int, limit: int) -> tuple[bytes, int]:
+    size = os.fstat(fd).st_size
+    return (os.pread(fd, min(size, limit), 0) if size else b""), size
+
+
+def _tail(fd: int, limit: int) -> bytes:
+    size = os.fstat(fd).st_size
+    start = max(0, size - limit)
+    return os.pread(fd, size - start, start) if size else b""
+
+
+def _decode_result(raw: bytes) -> dict[str, Any]:
+    """What the child wrote on its result fd, as Execution fields; never raises.
+
+    The child is untrusted: the payload may be malformed, nested past the
+    parser's recursion limit, not UTF-8, or of the wrong types.
+    """
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except RecursionError:
+        return {"unreadable": "nested too deeply to decode"}
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        return {"unreadable": f"malformed ({type(exc).__name__})"}
+    if not isinstance(parsed, dict):
+        return {"unreadable": f"a JSON {type(parsed).__name__}, not an object"}
+    fields: dict[str, Any] = {}
+    if "value" in parsed:
+        fields.update(returned=True, value=parsed["value"])
+    if isinstance(parsed.get("exception"), str):
+        fields["exception"] = parsed["exception"][:100]
+    if isinstance(parsed.get("unserialisable"), str):
+        fields["unserialisable"] = parsed["unserialisable"][:200]
+    return fields
 
 
 class Zygote:
-    """One zygote process; not thread-safe (the pool hands it to one thread at a time)."""
+    """One zygote process; not thread-safe (the pool hands it to one thread at a time).
+
+    Started with an empty environment, so nothing of this process's
+    environment (credentials) is ever in the zygote's memory or its children's.
+    """
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(_ZYGOTE_SCRIPT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,
-            close_fds=True,
-            cwd="/",
-        )
-        hello = json.loads(_read_frame(self.proc.stdout))
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [interpreter(), "-I", "-S", str(_ZYGOTE_SCRIPT)],
+                stdin=child.fileno(),
+                stdout=child.fileno(),
+                stderr=None,
+                close_fds=True,
+                cwd="/",
+                env={},
+            )
+        finally:
+            child.close()
+        raw = self.sock.recv(1 << 16)
+        if not raw:
+            self.proc.wait()
+            raise SandboxError(f"sandbox zygote exited with {self.proc.returncode} before saying hello")
+        hello = json.loads(raw)
         self.isolation: str = hello["isolation"]
         self.uid: int | None = hello["uid"]
-        if self.isolation != "namespaces":
-            log.warning("code sandbox runs with basic isolation only (%s): no network/uid/PID isolation",
-                        hello.get("reason"))
+        self.layers: dict[str, Any] = hello.get("layers", {})
+        self.degraded: list[str] = hello.get("degraded", [])
+        self.cgroup_path: str | None = hello.get("cgroup_path")
+        for reason in self.degraded:
+            _log_once(f"code sandbox degraded: {reason}")
 
     def run(self, request: dict[str, Any]) -> Execution:
-        """Send one request, wait for its result. Raises ``SandboxError`` if the zygote died."""
-        payload = json.dumps(request).encode()
+        """Send one request, wait for its result. Raises ``SandboxError`` if the zygote died.
+
+        ``request`` carries ``code``, and ``stdin`` or ``args_json``; they go
+        to the zygote in memfds (its own memory never holds them), with the
+        rest of the request (limits, mode, function name) as a JSON frame.
+        """
+        control = {k: v for k, v in request.items() if k not in ("code", "stdin", "args_json")}
+        limit = int(request["output_limit_bytes"])
+        fds = [
+            _memfd("code", request["code"].encode("utf-8", "surrogatepass")),
+            _memfd("stdin", request.get("stdin", "").encode("utf-8", "surrogatepass")),
+            _memfd("args", request.get("args_json", "").encode("utf-8", "surrogatepass")),
+            _memfd("stdout"),
+            _memfd("stderr"),
+            _memfd("result"),
+        ]
         try:
-            self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
-            self.proc.stdin.flush()
-            header = json.loads(_read_frame(self.proc.stdout))
-            stdout = _read_frame(self.proc.stdout)
-            stderr = _read_frame(self.proc.stdout)
-            result = _read_frame(self.proc.stdout)
-        except (OSError, ValueError) as exc:
-            raise SandboxError(f"sandbox zygote died: {exc}") from exc
+            try:
+                socket.send_fds(self.sock, [json.dumps(control).encode()], fds)
+                raw = self.sock.recv(1 << 16)
+            except OSError as exc:
+                raise SandboxError(f"sandbox zygote died: {exc}") from exc
+            if not raw:
+                raise SandboxError("sandbox zygote died (connection closed)")
+            header = json.loads(raw)
+            stdout, out_size = _read_memfd(fds[3], limit)
+            stderr = _tail(fds[4], STDERR_TAIL)
+            result, _ = _read_memfd(fds[5], limit)
+        finally:
+            for fd in fds:
+                os.close(fd)
         fields: dict[str, Any] = {
             k: header[k]
-            for k in ("status", "exit_code", "signal", "cpu_s", "wall_s", "stdout_size", "output_limit_bytes", "detail")
+            for k in ("status", "exit_code", "signal", "cpu_s", "wall_s", "oom_killed", "memory_peak_bytes", "detail")
             if header.get(k) is not None
         }
-        if result:
-            try:
-                parsed = json.loads(result)
-            except ValueError:
-                parsed = {}  # the candidate scribbled on its result fd; nothing to trust
-            if isinstance(parsed, dict):
-                if "value" in parsed:
-                    fields.update(returned=True, value=parsed["value"])
-                if isinstance(parsed.get("exception"), str):
-                    fields["exception"] = parsed["exception"]
-                if isinstance(parsed.get("unserialisable"), str):
-                    fields["unserialisable"] = parsed["unserialisable"]
-        return Execution(stdout=stdout, stderr=stderr, **fields)
+        fields.update(_decode_result(result))
+        return Execution(stdout=stdout, stdout_size=out_size, output_limit_bytes=limit, stderr=stderr, **fields)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.proc.stdin.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         with contextlib.suppress(OSError):
-            self.proc.stdout.close()
+            self.sock.close()
+        if self.cgroup_path:
+            # The zygote removes its cgroup at exit; this covers one that was killed.
+            with contextlib.suppress(OSError):
+                os.rmdir(self.cgroup_path)
 
 
 class SandboxPool:
@@ -163,7 +252,7 @@ class SandboxPool:
                 # the next request): never hand it out again.
                 if zyg.alive():
                     zyg.proc.kill()
-                    zyg.close()
+                zyg.close()
                 with self._lock:
                     self._started -= 1
                     self._all.remove(zyg)
@@ -205,8 +294,15 @@ class SandboxPool:
 
     @property
     def isolation(self) -> str:
+        """``namespaces`` (full isolation) or ``basic`` (no root: see ``_sandbox_zygote``)."""
         with self.zygote() as zyg:
             return zyg.isolation
+
+    @property
+    def layers(self) -> dict[str, Any]:
+        """Which isolation layers are in force (namespaces, root, cgroup, seccomp, environment)."""
+        with self.zygote() as zyg:
+            return dict(zyg.layers)
 
     def close(self) -> None:
         with self._lock:

@@ -9,44 +9,69 @@ method of a ``Solution`` class, compare the JSON-serialised return value to
 
 Verdicts (``datagen.records.verdict``):
 
-- ``correct`` — every case passed; ``incorrect`` — wrong output/return value;
-- ``timeout`` — CPU time over ``time_limit_s``, or wall clock over
-  ``2 * time_limit_s + 1`` s (sleeping, blocked on input);
-- ``memory`` — ``MemoryError`` under the ``memory_limit_mb`` address-space cap;
-- ``runtime_error`` — non-zero exit, uncaught exception, syntax error (even
-  when the printed output is right), output over the cap;
+- ``correct`` — every case passed; ``incorrect`` — wrong output/return value
+  (including a return value the parent cannot decode: too deep, not UTF-8);
+- ``timeout`` — killed by the CPU limit (SIGXCPU, or SIGKILL at the hard
+  limit), CPU time over ``time_limit_s``, or wall clock over
+  ``2 * time_limit_s + 1`` s (sleeping, blocked on input, starved by load);
+- ``memory`` — the sandbox's memory cgroup OOM-killed any of its processes,
+  or an uncaught ``MemoryError``;
+- ``runtime_error`` — non-zero exit, uncaught exception, killed by a signal,
+  syntax error (even when the printed output is right), output over the cap;
 - ``unparseable`` — no Python code block after the reasoning;
-- ``error`` — the test spec is invalid or the sandbox itself failed (could
-  not judge: score None).
+- ``error`` — the test spec is invalid, the sandbox itself failed, or the
+  verifier hit a bug on this sample (could not judge: score None). One
+  sample's failure never stops a batch.
 
-How each test is isolated (running as root, the CI case; the mechanics are in
-``_sandbox_zygote.py``): a fresh forked child per test, in its own PID
-namespace (when its init exits, the kernel kills every descendant, ``setsid``
-or not), its own network namespace (no interfaces: no connect, no DNS), its
-own mount namespace with an empty tmpfs as ``/tmp`` (the working directory),
-``/var/tmp`` and ``/dev/shm``, and a private ``/proc``; it runs under an
-unprivileged uid/gid with no supplementary groups and ``no_new_privs``, with
-rlimits on CPU time, address space, processes (per-sandbox uid), file size
-(= the stdout cap), open files and core dumps. Expected outputs never enter
-the sandbox: they stay in this process and are compared here.
+The sandbox, layer by layer (mechanics in ``_sandbox_zygote.py``; each layer
+is detected at start and degrades on its own, logged once and appended to
+every verdict's detail as ``[sandbox degraded: …]``, never silently):
 
-What it does NOT protect against:
+1. **Clean environment.** Zygotes are spawned with an empty environment, so
+   the verifier's secrets (``AWS_SECRET_ACCESS_KEY``, ``HF_TOKEN``…) are not
+   in any sandboxed process's environment, ``/proc/self/environ`` or
+   inherited memory. Code, input and output travel in memfds: the zygote
+   never holds another sample's code or output for a child to find.
+2. **Namespaces** (needs root; CI runs as root): per zygote a network
+   namespace with no interfaces (no connect, no DNS), IPC and UTS
+   namespaces; per test a PID namespace (when its init exits the kernel kills
+   every descendant) and a mount namespace.
+3. **Minimal root** (``pivot_root``): a read-only tmpfs holding the
+   interpreter, its standard library (site-packages hidden) and the system
+   library directories (``/usr/lib``, ``/lib*``, ``ld.so.cache``) read-only,
+   a few devices, a fresh ``/proc`` of the test's PID namespace, and per test
+   an empty private ``/tmp``, ``/dev/shm`` and working directory
+   ``/sandbox``. Working trees, ``/home``, ``/root``, ``/data``, ``/work``,
+   host ``/run`` and ``/etc`` do not exist there. No shell, no third-party
+   packages. Degrades to: the host filesystem, under permissions.
+4. **Memory cgroup** (v1 or v2, a child of the verifier's own cgroup):
+   ``memory_limit_mb`` caps every process and thread of a test together;
+   threads cost what they touch. Degrades to: a per-process address-space
+   cap (threads may then fail, children add up).
+5. **Unprivileged uid + rlimits**: a uid of the zygote's own (so
+   ``RLIMIT_NPROC`` is a per-sandbox budget), no groups, ``no_new_privs``;
+   rlimits on CPU time, address space (a backstop against absurd single
+   allocations), file size (= the stdout cap), open files, core dumps.
+6. **Syscall filter** (seccomp BPF, x86_64 and aarch64): new namespaces
+   (``unshare``, ``setns``, namespace flags of ``clone``), mounts and root
+   changes, ``ptrace`` and ``process_vm_*``, module loading, kexec, eBPF,
+   perf, keyrings, userfaultfd, io_uring and a few more fail with EPERM.
+   Degrades to: no filter (another architecture, no seccomp).
+7. **Real exit status**: the program runs at the top level of the child
+   like ``python solution.py``; a crash takes the interpreter's own exit path
+   (non-daemon threads joined, output flushed), so patching ``os._exit`` or
+   ``sys.exit`` cannot turn a crash into success. Status, signal and CPU
+   time are what init's ``wait4`` saw. Expected outputs never enter the
+   sandbox: they stay in this process and are compared here.
 
-- kernel exploits: there is no seccomp filter and no VM; the candidate can
-  make every syscall an unprivileged process may make;
-- reading world-readable host files (the rest of the filesystem is the
-  host's, read-only to the candidate only by permissions): source trees,
-  ``/etc/passwd``, anything 0644 — do not keep secrets in world-readable files;
-- writing to world-writable host paths other than ``/tmp``, ``/var/tmp`` and
-  ``/dev/shm`` (those are private tmpfs mounts);
-- host-wide memory pressure: the address-space cap is per process, so up to
-  ``nproc`` processes can each use it; and CPU starvation of other work;
-- timing side channels, and reading the harness's own (non-secret) code and
-  this test's input;
-- without root or user namespaces, the fallback is "basic" isolation (rlimits,
-  a process group kill, a Python-level socket block that ``ctypes`` bypasses):
-  it stops accidents, not an adversary. ``SandboxPool.isolation`` says which
-  is in force and a warning is logged.
+Without root everything but the rlimits, the process-group kill and a
+Python-level socket block (``ctypes`` bypasses it) is gone: "basic"
+isolation stops accidents, not an adversary.
+
+What it still does NOT protect against: kernel exploits through allowed
+syscalls (no VM), timing side channels, CPU starvation of other work on the
+machine (each process is CPU-capped, the wall clock caps the test), and
+reading the harness's own code (it is in the stdlib's image, not secret).
 """
 
 from __future__ import annotations
@@ -57,6 +82,7 @@ import json
 import logging
 import math
 import re
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -68,7 +94,7 @@ log = logging.getLogger(__name__)
 #: Fenced block languages we can run; a bare fence counts as Python.
 PYTHON_LANGS = frozenset({"", "python", "python3", "py", "py3"})
 OUTPUT_LIMIT_BYTES = 16 << 20
-NPROC_LIMIT = 32
+NPROC_LIMIT = 64  # processes AND threads of one sandbox (RLIMIT_NPROC counts tasks)
 TMPFS_MB = 64
 
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.DOTALL | re.MULTILINE)
@@ -95,6 +121,8 @@ def parse_tests(tests: str | Mapping[str, Any]) -> TestSpec:
             tests = json.loads(tests)
         except ValueError as exc:
             raise InvalidTestSpec(f"tests is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidTestSpec("tests is nested too deeply to parse") from None
     if not isinstance(tests, Mapping):
         raise InvalidTestSpec(f"tests must be a JSON object, got {type(tests).__name__}")
     kind = tests.get("kind")
@@ -118,12 +146,12 @@ def parse_tests(tests: str | Mapping[str, Any]) -> TestSpec:
     time_limit = tests.get("time_limit_s", 2.0)
     memory = tests.get("memory_limit_mb", 512)
     tol = tests.get("float_tol")
-    if not isinstance(time_limit, (int, float)) or not 0 < time_limit <= 60:
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not 0 < time_limit <= 60:
         raise InvalidTestSpec(f"tests.time_limit_s must be in (0, 60], got {time_limit!r}")
-    if not isinstance(memory, int) or not 16 <= memory <= 16384:
+    if isinstance(memory, bool) or not isinstance(memory, int) or not 16 <= memory <= 16384:
         raise InvalidTestSpec(f"tests.memory_limit_mb must be an integer in [16, 16384], got {memory!r}")
-    if tol is not None and (not isinstance(tol, (int, float)) or tol < 0):
-        raise InvalidTestSpec(f"tests.float_tol must be null or a non-negative number, got {tol!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf):
+        raise InvalidTestSpec(f"tests.float_tol must be null or a finite non-negative number, got {tol!r}")
     return TestSpec(kind, tuple(cases), float(time_limit), memory, tol, fn_name)
 
 
@@ -134,6 +162,8 @@ def extract_code(completion: str | None, *, think_prefilled: bool = False) -> tu
     block has no answer at all. A last block in another language (```cpp)
     is reported as such: we only run Python.
     """
+    if completion is not None and not isinstance(completion, str):
+        return None, f"completion is a {type(completion).__name__}, not text"
     split = split_completion(completion, think_prefilled=think_prefilled)
     if not split.closed or split.summary is None:
         return None, "no final answer: the think block is never closed"
@@ -182,7 +212,7 @@ def _tokens_close(got: list[str], want: list[str], tol: float) -> bool:
             continue
         try:
             gf, wf = float(g), float(w)
-        except ValueError:
+        except (ValueError, OverflowError):
             return False
         if not (math.isfinite(gf) and math.isfinite(wf)) or not math.isclose(gf, wf, rel_tol=tol, abs_tol=tol * 1e-6):
             return False
@@ -195,7 +225,10 @@ def values_equal(got: Any, want: Any, float_tol: float | None = None) -> bool:
         return type(got) is type(want) and got == want
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):
         if float_tol is not None and (isinstance(want, float) or isinstance(got, float)):
-            return math.isclose(got, want, rel_tol=float_tol, abs_tol=float_tol * 1e-6)
+            try:
+                return math.isclose(float(got), float(want), rel_tol=float_tol, abs_tol=float_tol * 1e-6)
+            except OverflowError:  # an int past float range (10**400) is close to no float
+                return False
         return got == want
     if isinstance(want, list) and isinstance(got, list):
         return len(got) == len(want) and all(values_equal(g, w, float_tol) for g, w in zip(got, want))
@@ -221,9 +254,19 @@ def verify_code(
 ) -> dict[str, Any]:
     """Verdict ``{outcome, score, detail}`` of the completion's code on ``tests``.
 
-    Never raises for bad input: an invalid spec or a failed sandbox is an
-    ``error`` verdict (score None).
+    Never raises: an invalid spec, a failed sandbox or a bug of this
+    verifier on this sample is an ``error`` verdict (score None), logged.
     """
+    try:
+        return _verify_code(completion, tests, think_prefilled=think_prefilled, pool=pool,
+                            output_limit_bytes=output_limit_bytes)
+    except Exception as exc:  # one sample never stops a batch; counted as error, never incorrect
+        log.exception("code verifier failed on one sample")
+        return verdict("error", detail=f"code verifier failed: {type(exc).__name__}: {_clip(str(exc))}")
+
+
+def _verify_code(completion: str | None, tests: str | Mapping[str, Any], *, think_prefilled: bool,
+                 pool: SandboxPool | None, output_limit_bytes: int) -> dict[str, Any]:
     try:
         spec = parse_tests(tests)
     except InvalidTestSpec as exc:
@@ -252,6 +295,8 @@ SANDBOX_ATTEMPTS = 2
 def _run_cases(pool: SandboxPool, code: str, spec: TestSpec, output_limit_bytes: int) -> dict[str, Any]:
     """Run the cases in order on one zygote, stopping at the first failure."""
     with pool.zygote() as zygote:
+        # Never silent: a weaker sandbox than the full one says so in every verdict.
+        suffix = f" [sandbox degraded: {'; '.join(zygote.degraded)}]" if zygote.degraded else ""
         for index, case in enumerate(spec.cases):
             execution = zygote.run(_request(code, spec, case, output_limit_bytes))
             failure = _judge(execution, spec, case)
@@ -260,8 +305,8 @@ def _run_cases(pool: SandboxPool, code: str, spec: TestSpec, output_limit_bytes:
                 if outcome == "error":
                     # Out of step or broken: do not hand this zygote out again.
                     raise SandboxError(detail.removeprefix("sandbox failed: "))
-                return verdict(outcome, detail=f"test {index + 1}/{len(spec.cases)}: {detail}")
-    return verdict("correct", detail=f"passed {len(spec.cases)}/{len(spec.cases)} tests")
+                return verdict(outcome, detail=f"test {index + 1}/{len(spec.cases)}: {detail}{suffix}")
+    return verdict("correct", detail=f"passed {len(spec.cases)}/{len(spec.cases)} tests{suffix}")
 
 
 def verify_code_batch(
@@ -318,12 +363,22 @@ def _request(code: str, spec: TestSpec, case: Mapping[str, Any], output_limit: i
 
 
 def _judge(ex: Execution, spec: TestSpec, case: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(outcome, detail) for a failed execution, None when the case passed."""
+    """(outcome, detail) for a failed execution, None when the case passed.
+
+    Everything read here came from an untrusted process: comparisons that
+    could blow up on its values (depth, size) are guarded.
+    """
     if ex.status == "sandbox_error":
         return "error", f"sandbox failed: {ex.detail}"
     if ex.status == "wall_timeout":
         return "timeout", f"wall clock over {2 * spec.time_limit_s + 1:g}s"
-    if ex.cpu_s > spec.time_limit_s or ex.signal in (24, 9) and ex.cpu_s >= math.ceil(spec.time_limit_s):
+    if ex.oom_killed:
+        return "memory", f"out of memory: the {spec.memory_limit_mb} MB sandbox limit was hit"
+    cpu_limit = math.ceil(spec.time_limit_s)
+    if (ex.cpu_s > spec.time_limit_s or ex.signal == signal.SIGXCPU
+            or (ex.signal == signal.SIGKILL and ex.cpu_s >= cpu_limit * 0.9)):
+        # SIGXCPU is the soft CPU limit, SIGKILL at ~the hard one: rusage is
+        # tick-accounted, so the reported CPU time can fall just short of it.
         return "timeout", f"CPU time {ex.cpu_s:.2f}s over {spec.time_limit_s:g}s"
     if ex.exception == "MemoryError":
         return "memory", f"MemoryError under the {spec.memory_limit_mb} MB limit"
@@ -337,10 +392,23 @@ def _judge(ex: Execution, spec: TestSpec, case: Mapping[str, Any]) -> tuple[str,
     if spec.kind == "stdin_stdout":
         why = compare_stdout(ex.stdout.decode("utf-8", "replace"), case["output"], spec.float_tol)
         return ("incorrect", why) if why else None
+    if ex.unreadable:
+        return "incorrect", f"return value unreadable: {ex.unreadable}"
     if ex.unserialisable:
         return "incorrect", f"return value is not JSON data ({_clip(ex.unserialisable)})"
     if not ex.returned:
         return "runtime_error", "no return value reported"
-    if not values_equal(ex.value, case["expected"], spec.float_tol):
-        return "incorrect", f"expected {_clip(json.dumps(case['expected']))}, got {_clip(json.dumps(ex.value))}"
+    try:
+        equal = values_equal(ex.value, case["expected"], spec.float_tol)
+    except RecursionError:
+        return "incorrect", "return value nested too deeply to compare"
+    if not equal:
+        return "incorrect", f"expected {_preview(case['expected'])}, got {_preview(ex.value)}"
     return None
+
+
+def _preview(value: Any) -> str:
+    try:
+        return _clip(json.dumps(value))
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        return f"<unprintable {type(value).__name__}>"
