@@ -37,8 +37,8 @@ def _problems(count: int) -> list[dict]:
 
 
 def _config(model: str, **overrides) -> GenerateConfig:
-    base = dict(backend=HFBackendConfig(model=model), n=2, template="r1_zero.v1", exemplars=None, k=0,
-                sampling=SamplingConfig(max_tokens=12, seed=0))
+    base = {"backend": HFBackendConfig(model=model), "n": 2, "template": "r1_zero.v1", "exemplars": None, "k": 0,
+                "sampling": SamplingConfig(max_tokens=12, seed=0)}
     return GenerateConfig(**{**base, **overrides})
 
 
@@ -158,7 +158,7 @@ def test_corrupted_shard_is_regenerated(tmp_path, backend, tiny):
 
 
 def test_failed_request_is_recorded_not_fatal(tmp_path, backend, tiny):
-    config = _config(tiny)
+    config = _config(tiny, max_error_share=0.5)
     problems = _problems(2)
     problems[1]["prompt"] = "poison"
     rows = read_records(generate_shard(problems, FailingPromptBackend(backend), config,
@@ -170,12 +170,18 @@ def test_failed_request_is_recorded_not_fatal(tmp_path, backend, tiny):
     assert marker["finish_reasons"]["error"] == 2
 
 
-def test_fewshot_config_renders_chat_requests(tmp_path, backend, tiny):
-    config = _config(tiny, template="cold_start_fewshot.v1", exemplars="long_cot_math.v1", k=2, n=1)
+def test_fewshot_config_renders_chat_requests(tmp_path, tiny):
+    # The long-CoT exemplars are ~3,000 characters: a context that fits them (a
+    # prompt past the context is an error, and a shard of errors now fails).
+    long_tiny = str(save_tiny(tmp_path / "long", max_position_embeddings=8192))
+    backend = make_backend(HFBackendConfig(model=long_tiny))
+    config = _config(long_tiny, template="cold_start_fewshot.v1", exemplars="long_cot_math.v1", k=2, n=1,
+                     sampling=SamplingConfig(max_tokens=4, seed=0))
     rows = read_records(generate_shard(_problems(2), backend, config, shard_dir=tmp_path, shard_name="s"))
     assert rows[0]["prompt_template"] == "cold_start_fewshot.v1"
+    assert all(r["finish_reason"] != "error" for r in rows)
     assert rows[0]["prompt_hash"] != read_records(generate_shard(
-        _problems(1), backend, _config(tiny, n=1), shard_dir=tmp_path, shard_name="t"))[0]["prompt_hash"]
+        _problems(1), backend, _config(long_tiny, n=1), shard_dir=tmp_path, shard_name="t"))[0]["prompt_hash"]
 
 
 def test_config_rejects_unknown_keys_and_bad_combinations(tiny):
@@ -218,7 +224,8 @@ def test_sigkill_then_rerun_gives_exactly_n_samples_per_problem(tmp_path, tiny):
     finished_before = {p.name: p.stat().st_mtime_ns for p in work.glob("*.done.json")}
     assert 2 <= len(finished_before) < 12, "the kill should land mid-run"
 
-    rerun = subprocess.run([sys.executable, "-c", _WORKER, tiny, str(work)], capture_output=True, timeout=300)
+    rerun = subprocess.run([sys.executable, "-c", _WORKER, tiny, str(work)], check=False, capture_output=True,
+                           timeout=300)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
 
     markers = list(work.glob("*.done.json"))

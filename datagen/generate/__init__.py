@@ -5,6 +5,8 @@ Public entry points (what the Prefect generate flow calls):
 - ``GenerateConfig`` (+ ``SamplingConfig``, backend configs) — typed config.
 - ``make_backend(config.backend) -> Backend``.
 - ``plan_shards(problems, config, shard_size) -> list[Shard]``.
+- ``generate_checked(problems, backend, config) -> (rows, stats)``: fails a shard of errors.
+- ``finish_stats(stats, config)``: stage shares and warnings from the summed shard stats.
 - ``generate_shard(problems, backend, config, *, shard_dir, shard_name) -> Path``.
 - ``generate(problems, backend, config, *, work_dir, shard_size) -> list[Path]``.
 - ``render_prompt(template_name, problem_row, *, exemplars, k, seed)``.
@@ -19,7 +21,18 @@ from datagen.generate.config import (
     VLLMBackendConfig,
 )
 from datagen.generate.prompts import load_exemplars, load_template, render_prompt
-from datagen.generate.stage import Shard, generate, generate_rows, generate_shard, plan_shards, read_marker
+from datagen.generate.stage import (
+    GenerationFailed,
+    Shard,
+    finish_stats,
+    generate,
+    generate_checked,
+    generate_rows,
+    generate_shard,
+    plan_shards,
+    read_marker,
+    sample_seed,
+)
 
 __all__ = [
     "Backend",
@@ -27,12 +40,15 @@ __all__ = [
     "GenRequest",
     "GenResult",
     "GenerateConfig",
+    "GenerationFailed",
     "HFBackendConfig",
     "OpenAIBackendConfig",
     "SamplingConfig",
     "Shard",
     "VLLMBackendConfig",
+    "finish_stats",
     "generate",
+    "generate_checked",
     "generate_rows",
     "generate_shard",
     "load_exemplars",
@@ -41,4 +57,5 @@ __all__ = [
     "plan_shards",
     "read_marker",
     "render_prompt",
+    "sample_seed",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,7 +32,9 @@ class SamplingConfig(_Strict):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(32768, ge=1)
     stop: tuple[str, ...] = ()
-    #: Base seed; backends derive per-sample seeds from it. None = unseeded.
+    #: Base of the per-sample seeds (``datagen.generate.stage.sample_seed``:
+    #: a hash of (seed, problem_id, k)). None = ``GenerateConfig.seed``.
+    #: Sampling is always seeded, so the same config reproduces its samples.
     seed: int | None = None
 
 
@@ -63,6 +65,16 @@ class OpenAIBackendConfig(_Strict):
     max_retries: int = Field(5, ge=0)
     backoff_s: float = Field(1.0, ge=0)
     max_backoff_s: float = Field(60.0, ge=0)
+    #: A local tokenizer (folder or hub id) whose chat template renders chat
+    #: prompts here; they then go to ``/v1/completions`` as text, so the exact
+    #: prompt is known (pre-filled ``<think>``, one BOS) and an assistant
+    #: pre-fill is possible. None = the server's ``/v1/chat/completions``.
+    tokenizer: str | None = None
+    #: Extra fields merged into every request body, for what a server adds to
+    #: the API, e.g. ``{skip_special_tokens: false}`` for ``vllm serve`` so
+    #: special think tokens survive decoding. (``transformers serve`` refuses
+    #: unknown fields.)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
 
 
 class VLLMBackendConfig(_Strict):
@@ -108,6 +120,10 @@ class GenerateConfig(_Strict):
     request_batch_size: int | None = Field(None, ge=1)
     #: Override of the prompts folder (default: the repository's ``prompts/``).
     prompts_dir: str | None = None
+    #: A shard whose share of failed samples (``finish_reason == "error"``)
+    #: is above this fails (and is retried as a task); a shard of nothing but
+    #: errors always fails, so a dead server never becomes a committed version.
+    max_error_share: float = Field(0.02, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check(self) -> GenerateConfig:

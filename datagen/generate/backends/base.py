@@ -30,13 +30,33 @@ class GenRequest:
     prompt: str | None = None
     messages: list[dict[str, str]] | None = None
     n: int = 1
-    sampling: SamplingConfig = SamplingConfig()
+    sampling: SamplingConfig = SamplingConfig()  # noqa: RUF009 - frozen pydantic model: one shared default is safe
+    #: One seed per sample (``len == n``), so sample k of a problem is the same
+    #: whatever else is in the batch, shard or thread. None: derived from
+    #: ``sampling.seed`` (``seed + k``) by the backend, for direct callers.
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("GenRequest needs exactly one of prompt= or messages=")
         if self.n < 1:
             raise ValueError(f"GenRequest.n must be >= 1, got {self.n}")
+        if self.seeds is not None and len(self.seeds) != self.n:
+            raise ValueError(f"GenRequest.seeds has {len(self.seeds)} seeds for n={self.n}")
+
+    def sample_seeds(self) -> list[int | None]:
+        """The seed of each of the n samples (None = unseeded)."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        base = self.sampling.seed
+        return [None if base is None else base + k for k in range(self.n)]
+
+    @property
+    def prefill(self) -> str | None:
+        """Text the assistant's reply starts with (a last ``assistant`` message), else None."""
+        if self.messages and self.messages[-1].get("role") == "assistant":
+            return self.messages[-1]["content"]
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +68,10 @@ class GenOutput:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    #: Calls made for this sample (1 + retries); counted into the stage stats.
+    attempts: int = 1
+    #: The failure is of the kind a later retry may cure (server down, 5xx, timeout).
+    transient: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +98,19 @@ class Backend(Protocol):
 def error_result(request: GenRequest, detail: str) -> GenResult:
     """A result whose n outputs all record the same failure."""
     return GenResult([GenOutput(None, "error", error=detail) for _ in range(request.n)])
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The exact text a model continues for chat ``messages``, via its own chat template.
+
+    A last ``assistant`` message is a pre-fill: the template renders the turns
+    before it with the generation prompt, and the pre-fill text follows as is
+    (so the reply continues it, e.g. inside an opened ``<think>``).
+    """
+    if messages and messages[-1].get("role") == "assistant":
+        head = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        return head + messages[-1]["content"]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def ends_in_open_think(prompt_text: str) -> bool:
@@ -105,4 +142,4 @@ def isolate_failures(
 
 def sampling_key(sampling: SamplingConfig, n: int) -> tuple[Any, ...]:
     """Requests with the same key can share one engine call."""
-    return (n, sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop, sampling.seed)
+    return (n, sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop)
