@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.files import file_format, iter_jsonl_lines
-from datagen.records import RecordError, normalize_prompt, normalize_row
+from datagen.files import file_format
+from datagen.records import DOMAINS, RecordError, normalize_prompt, normalize_row
 from datagen.store.manifest import Manifest
 from datagen.store.versions import Store
 
@@ -52,7 +52,14 @@ def _iter_source(path: Path) -> Iterator[tuple[int, Any, str | None]]:
         return
     fmt = file_format(path)
     if fmt == "jsonl":
-        yield from iter_jsonl_lines(path)
+        # Line by line in binary: a byte that is not UTF-8 loses its line, not the file.
+        from datagen.rowfile import iter_rows
+
+        for n, row, rej in iter_rows(path, check_types=False):
+            if rej is not None:
+                yield n, rej.raw, f"{rej.reason}: {rej.detail}"
+            else:
+                yield n, row, None
         return
     import pyarrow.parquet as pq
 
@@ -66,7 +73,8 @@ def _iter_source(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
 def _reason_slug(error: str | None, exc: RecordError | None) -> str:
     if error is not None:
-        return "invalid_json"
+        slug = error.split(":", 1)[0]
+        return slug if slug.isidentifier() and slug.islower() else "invalid_json"
     if exc is not None and exc.field:
         text = str(exc)
         if "missing" in text:
@@ -86,6 +94,7 @@ def import_file(
     progress: bool = False,
     run_key: str | None = None,
     flow_run_id: str | None = None,
+    allow_empty: bool = False,
 ) -> ImportResult:
     """Import a JSONL / Parquet file or a saved HF dataset as a new version of ``name``.
 
@@ -94,6 +103,13 @@ def import_file(
     of the file's content and the config, so a rerun resumes instead of
     making every downstream stage start over).
     """
+    if str(path).startswith("s3://"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="import-") as tmp:
+            local = _fetch_s3(str(path), Path(tmp))
+            return import_file(store, local, name=name, source=source or Path(str(path)).stem, progress=progress,
+                               run_key=run_key, flow_run_id=flow_run_id, allow_empty=allow_empty)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
@@ -124,11 +140,16 @@ def import_file(
                     row = normalize_row(raw, default_source=default_source, index=rownum)
                 except RecordError as e:
                     exc = e
+                if row is not None and row["domain"] not in DOMAINS:
+                    error = (f"unknown_domain: domain {row['domain']!r} is not one of {', '.join(DOMAINS)}; "
+                             "set the row's domain to one of them")
+                    row = None
             if row is None:
                 reason = _reason_slug(error, exc)
                 reasons[reason] = reasons.get(reason, 0) + 1
                 rejected.append(
                     {
+                        "file": str(path),
                         "row": rownum,
                         "reason": reason,
                         "detail": error or str(exc),
@@ -145,6 +166,12 @@ def import_file(
                     n_ok += 1
             if bar is not None and n_in % 1000 == 0:
                 bar.update(n_in)
+        if n_ok == 0 and not allow_empty:
+            raise ValueError(
+                f"{path}: nothing to import ({n_in} input rows, {len(rejected)} quarantined: "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'}); "
+                "fix the input, or pass --allow-empty to commit an empty version"
+            )
         writer.write_rejected(rejected)
         stats = {
             "import": {
@@ -173,6 +200,17 @@ def export_version(store: Store, ref: str, to: str | os.PathLike) -> tuple[Manif
     from datagen.records import decode_verdicts
 
     manifest = store.resolve(ref)
+    if str(to).startswith("s3://"):
+        import tempfile
+
+        from datagen.store.objects import S3Objects
+
+        bucket_uri, _, key = _split_s3(str(to))
+        with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+            local = Path(tmp) / Path(key).name
+            manifest, n = export_version(store, ref, local)
+            S3Objects(bucket_uri).put_file(key, local)
+        return manifest, n
     to = Path(to)
     fmt = file_format(to)
     to.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +245,27 @@ def export_version(store: Store, ref: str, to: str | os.PathLike) -> tuple[Manif
         if tmp.exists():
             tmp.unlink()
     return manifest, n
+
+
+def _split_s3(uri: str) -> tuple[str, str, str]:
+    """``s3://bucket/a/b.jsonl`` -> (``s3://bucket``, ``/``, ``a/b.jsonl``); refuses a bare bucket."""
+    from datagen.store.objects import StoreError
+
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise StoreError(f"{uri!r}: give a file path, s3://bucket/path/file.jsonl (or .parquet)")
+    file_format(key)
+    return f"s3://{bucket}", "/", key
+
+
+def _fetch_s3(uri: str, folder: Path) -> Path:
+    """Download an ``s3://`` file into ``folder``."""
+    from datagen.store.objects import S3Objects
+
+    bucket_uri, _, key = _split_s3(uri)
+    local = folder / Path(key).name
+    S3Objects(bucket_uri).download(key, local)
+    return local
 
 
 class _Bar:

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp = add("head", "the first rows of a version", cmd_head)
     sp.add_argument("ref", metavar="NAME[@VERSION|@TAG]")
     sp.add_argument("-n", type=int, default=5, help="rows (default 5)")
+    sp.add_argument("--rejected", action="store_true",
+                    help="show the version's quarantined rows (file, row, reason, detail) instead of its data")
     sp.add_argument("--columns", nargs="+", help="only these columns")
     sp.add_argument("--json", action="store_true", help="print JSON lines")
 
@@ -55,11 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("file", metavar="FILE")
     sp.add_argument("--name", required=True, help="dataset name")
     sp.add_argument("--source", help="source name for rows without one (default: the file name)")
+    sp.add_argument("--allow-empty", action="store_true",
+                    help="commit an empty version instead of failing when no row is usable")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     sp = add("export", "write a version to a JSONL or Parquet file", cmd_export)
     sp.add_argument("ref", metavar="NAME[@VERSION]")
-    sp.add_argument("--to", required=True, metavar="FILE.jsonl|FILE.parquet")
+    sp.add_argument("--to", required=True, metavar="FILE.jsonl|FILE.parquet",
+                    help="a local file or s3://bucket/path/file.jsonl")
+
+    _register_serve_gc_rm(add)
 
 
 def _guard(func, args) -> int:
@@ -150,7 +157,9 @@ def cmd_show(args) -> int:
     t.add_row("flow run", m.flow_run_id or "-")
     t.add_row("parents", ", ".join(str(p) for p in m.parents) or "-")
     if m.rejected:
-        t.add_row("rejected rows", f"{sum(s.rows for s in m.rejected):,}")
+        t.add_row("rejected rows", f"{sum(s.rows for s in m.rejected):,} (datagen datasets head {m.ref} --rejected)")
+        for reason, n in sorted(_rejected_reasons(m).items()):
+            t.add_row(f"  rejected/{reason}", f"{n:,}")
     t.add_row("config", json.dumps(m.config, default=str))
     console.print(t)
     chain = store.lineage(m)
@@ -167,9 +176,19 @@ def cmd_show(args) -> int:
 # ----------------------------------------------------------------------------- head / diff / tag
 
 
+def _rejected_reasons(m) -> dict[str, int]:
+    """Quarantined rows by reason, from the stage statistics (import records them)."""
+    for stage_stats in m.stats.values():
+        if isinstance(stage_stats, dict) and isinstance(stage_stats.get("rejected_by_reason"), dict):
+            return stage_stats["rejected_by_reason"]
+    return {}
+
+
 def cmd_head(args) -> int:
     store = _store(args)
     m = store.resolve(args.ref)
+    if args.rejected:
+        return _head_rejected(store, m, args)
     lf = store.scan(m)
     if args.columns:
         missing = [c for c in args.columns if c not in lf.collect_schema().names()]
@@ -182,6 +201,30 @@ def cmd_head(args) -> int:
             print(json.dumps(row, ensure_ascii=False, default=str))
         return 0
     t = _table(f"{m.ref} (first {min(args.n, m.rows)} of {m.rows:,})", list(df.columns))
+    for row in df.iter_rows():
+        t.add_row(*[_short(v) for v in row])
+    _console().print(t)
+    return 0
+
+
+def _head_rejected(store, m, args) -> int:
+    import polars as pl
+
+    total = sum(s.rows for s in m.rejected)
+    if not m.rejected:
+        print(f"{m.ref} has no quarantined rows")
+        return 0
+    uris = [store.objects.uri(s.path) for s in m.rejected]
+    opts = store.objects.storage_options()
+    lf = pl.scan_parquet(uris, storage_options=opts) if opts else pl.scan_parquet(uris)
+    if args.columns:
+        lf = lf.select([c for c in args.columns if c in lf.collect_schema().names()])
+    df = lf.head(args.n).collect()
+    if args.json:
+        for row in df.to_dicts():
+            print(json.dumps(row, ensure_ascii=False, default=str))
+        return 0
+    t = _table(f"{m.ref} quarantined rows (first {min(args.n, total)} of {total:,})", list(df.columns))
     for row in df.iter_rows():
         t.add_row(*[_short(v) for v in row])
     _console().print(t)
@@ -269,7 +312,8 @@ def cmd_import(args) -> int:
     from datagen.ingest import import_file
 
     store = _store(args)
-    result = import_file(store, args.file, name=args.name, source=args.source, progress=sys.stderr.isatty())
+    result = import_file(store, args.file, name=args.name, source=args.source, progress=sys.stderr.isatty(),
+                         allow_empty=args.allow_empty)
     summary = {
         "dataset": result.manifest.dataset,
         "version": result.manifest.id,
@@ -299,4 +343,36 @@ def cmd_export(args) -> int:
     store = _store(args)
     m, n = export_version(store, args.ref, args.to)
     print(f"exported {n:,} rows of {m.ref} to {args.to}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve / gc / rm
+
+
+def _register_serve_gc_rm(add) -> None:
+    sp = add("serve", "a read-only web viewer (pages + JSON API) over the root", cmd_serve)
+    sp.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+
+
+def cmd_serve(args) -> int:
+    import socket
+
+    import uvicorn
+
+    from datagen.viewer.app import create_app
+
+    store = _store(args)
+    app = create_app(store.root, store=store)
+    # Bind first, so the URL printed is the one that answers (also with --port 0).
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} (pick another --port)") from None
+    host, port = sock.getsockname()[:2]
+    print(f"datagen viewer on http://{host}:{port}/ (root {store.root}); Ctrl-C stops it", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
     return 0
