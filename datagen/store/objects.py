@@ -330,7 +330,7 @@ class S3Objects:
             self._client = boto3.client(
                 "s3",
                 endpoint_url=self.endpoint_url,
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120),
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120),
             )
         return self._client
 
