@@ -80,8 +80,9 @@ _NGRAM = 4
 # BOM, bidi marks, tag characters), surrogates, private-use and unassigned
 # code points, separators, and combining marks (visible only on a base).
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
-# Letters and symbols by category that are blank glyphs in practice.
-_BLANK_GLYPHS = "\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5"
+# Letters and symbols by category that are blank glyphs in practice, and the
+# replacement characters that stand for text that was lost (U+FFFC, U+FFFD).
+_BLANK_GLYPHS = "\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\ufffc\ufffd"
 
 _SPECIAL_TOKEN = re.compile(r"<\|[^<>|\n]{1,64}\|>|<｜[^<>｜\n]{1,64}｜>")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
