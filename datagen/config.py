@@ -170,7 +170,7 @@ def build(model: type[M], data: Mapping[str, Any], *, source: str = "config", se
 
 
 def _from_set(key: str, set_keys: frozenset[str]) -> bool:
-    return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in set_keys)
+    return any(key == k or key.startswith(k + ".") for k in set_keys)
 
 
 def load(model: type[M], config_file: str | Path | None = None, sets: Sequence[str] = (), *,

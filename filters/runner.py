@@ -174,12 +174,13 @@ def filter_shard(
     *,
     names: Sequence[str],
     problem_drops: Mapping[str, ProblemDrop],
+    batch_size: int = BATCH,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One shard: rows of a dropped problem get that decision (``drop_detail`` ``PROBLEM_LEVEL``),
     the rest run through the per-row filters ``names``; every drop counted under its filter."""
     decided = [r for r in rows if r["problem_id"] in problem_drops]
     rest = [r for r in rows if r["problem_id"] not in problem_drops]
-    out, stats = run_filters(rest, config, names=names)
+    out, stats = run_filters(rest, config, names=names, batch_size=batch_size)
     dropped: Counter[str] = Counter(stats["dropped"])
     for row in decided:
         name, reason, _ = problem_drops[row["problem_id"]]
@@ -210,6 +211,7 @@ def run_filters(
     *,
     names: Sequence[str] | None = None,
     progress: bool = False,
+    batch_size: int = BATCH,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the chain over ``rows`` (the whole dataset) -> (rows with ``drop``, stats). See module docstring."""
     config = config or FiltersConfig()
@@ -232,10 +234,10 @@ def run_filters(
                     bar.advance(flt.name, len(out))
             else:
                 decisions = []
-                for i in range(0, len(alive), BATCH):
-                    decisions.extend(flt.check_batch(alive[i:i + BATCH]))
+                for i in range(0, len(alive), batch_size):
+                    decisions.extend(flt.check_batch(alive[i:i + batch_size]))
                     if bar:
-                        bar.advance(flt.name, len(alive[i:i + BATCH]))
+                        bar.advance(flt.name, len(alive[i:i + batch_size]))
                 if bar:
                     bar.advance(flt.name, len(out) - len(alive))
             seconds[flt.name] = time.perf_counter() - start

@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from datagen.config import where
+from datagen.config import how, where
 from filters.config import FiltersConfig
 from filters.runner import PROBLEM_COLUMNS, enabled_filters, filter_shard, problem_decisions, split_by_kind
 from flows.common import StageParams, map_version, merge_stats, open_stage, publish
@@ -33,6 +33,8 @@ class FilterParams(StageParams):
     input: str = where("verified")
     output: str = where("filtered")
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    #: rows handed to a per-row filter at once
+    batch_size: int = how(256, ge=1)
 
 
 @task(cache_policy=NO_CACHE)
@@ -61,7 +63,8 @@ def filter_flow(params: FilterParams) -> str:
     wide_stats: dict[str, Any] = {}
     if wide:
         problem_drops, wide_stats = problem_filters(params.root, run.source.ref, params.filters, wide)
-    fn = partial(filter_shard, config=params.filters, names=per_row, problem_drops=problem_drops)
+    fn = partial(filter_shard, config=params.filters, names=per_row, problem_drops=problem_drops,
+                 batch_size=params.batch_size)
     stats = map_version(run.store, run.source, writer, fn, stage="filter")
     stats = merge_stats([stats, wide_stats, {"enabled": names}])
     manifest = writer.commit(stats=stats)

@@ -36,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"datagen.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"datagen.cli.{name}":
-                raise
-            continue  # subcommand not built yet
-        module.register(sub)
+        importlib.import_module(f"datagen.cli.{name}").register(sub)
     return parser
 
 

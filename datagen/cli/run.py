@@ -34,24 +34,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("flow", choices=sorted(FLOWS), metavar="FLOW", help=", ".join(sorted(FLOWS)))
     p.add_argument("--config", help="YAML file with the flow's parameters")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter (dotted keys, e.g. --set generate.n=4); repeatable")
+                   help="override a parameter, dotted keys: e.g. 'run verify --set workers=2', "
+                        "'run pipeline --set generate.generation.n=4'; repeatable")
     p.add_argument("--root", help="store root (same as --set root=…)")
+    p.add_argument("--help-config", action="store_true",
+                   help="list every parameter of FLOW (type, default, meaning) and exit")
     p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_run)
+
+
+def params_model(flow: str):
+    """The parameter model (pydantic class) of ``flow``."""
+    module, _, model_name = FLOWS[flow]
+    return getattr(importlib.import_module(module), model_name)
 
 
 def load_params(flow: str, config: str | None, sets: list[str]):
     """The validated parameter model of ``flow`` (raises ``ConfigError``)."""
     from datagen.config import load
 
-    module, _, model_name = FLOWS[flow]
-    model = getattr(importlib.import_module(module), model_name)
-    return load(model, config, sets)
+    return load(params_model(flow), config, sets, help_hint=f"every key: datagen run {flow} --help-config")
 
 
 def cmd_run(args) -> int:
-    from datagen.config import ConfigError
+    from datagen.config import ConfigError, describe
+
+    if args.help_config:
+        print("\n".join(describe(params_model(args.flow))))
+        return 0
 
     sets = list(args.sets)
     if args.root:
@@ -66,11 +77,10 @@ def cmd_run(args) -> int:
     module, fn_name, _ = FLOWS[args.flow]
     flow_fn = getattr(importlib.import_module(module), fn_name)
 
+    from datagen import runtime
     from flows.common import ad_hoc_run_settings
     from flows.progress import cli_progress
     from flows.summary import print_summary
-
-    from datagen import runtime
 
     # Our own temporary Prefect server (not Prefect's): it dies with this
     # process however it ends (datagen.runtime). Prefect is imported by now, so
