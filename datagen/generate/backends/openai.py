@@ -9,18 +9,27 @@ prefill. Calls run concurrently (asyncio + httpx) under a concurrency limit.
 Retries: only 429, 5xx, connection errors and timeouts, with bounded
 exponential backoff (a ``Retry-After`` header is honoured up to the bound).
 Any other status is the request's own fault and is recorded, not retried.
-``stats`` counts requests, retries and final errors.
+Each sample records its attempts and whether its failure was transient, so
+the stage counts requests, retries and errors per shard (``stats`` keeps
+the backend's running totals too). Error texts name the endpoint.
+
+Chat prompts go to ``/v1/chat/completions`` and the server renders them,
+unless ``tokenizer`` names a local tokenizer: then they are rendered here
+with its chat template (an assistant pre-fill included) and sent to
+``/v1/completions`` as text, which is how to pre-fill ``<think>`` and to know
+the exact prompt. Sample k of a request carries its own ``seed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import os
 from typing import Any
 
-from datagen.generate.backends.base import GenOutput, GenRequest, GenResult
+from datagen.generate.backends.base import GenOutput, GenRequest, GenResult, ends_in_open_think, render_chat
 from datagen.generate.config import OpenAIBackendConfig
 
 log = logging.getLogger(__name__)
@@ -35,9 +44,23 @@ class OpenAIBackend:
         # The one place the key is read: the variable the config names.
         self._api_key = api_key if api_key is not None else os.environ.get(config.api_key_env)
         self.stats = {"requests": 0, "retries": 0, "errors": 0}
+        #: Where requests go, for error messages.
+        self.endpoint = config.base_url
+        self._tokenizer = None
+        if config.tokenizer is not None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Sample each request n times; results in request order."""
+        """Sample each request n times; results in request order.
+
+        Raises ``ValueError`` for a chat with an assistant pre-fill and no
+        ``tokenizer`` (the chat endpoint cannot continue a reply).
+        """
+        if self._tokenizer is None and any(r.prefill is not None for r in requests):
+            raise ValueError("the template pre-fills the assistant's reply; the chat endpoint cannot continue it: "
+                             "set backend.tokenizer to the model's tokenizer so prompts are rendered here")
         coro = self._generate_all(requests)
         try:
             asyncio.get_running_loop()
@@ -61,9 +84,15 @@ class OpenAIBackend:
             flat = await asyncio.gather(*calls)
         results, at = [], 0
         for request in requests:
-            results.append(GenResult(list(flat[at : at + request.n]), think_prefilled=None))
+            prefilled = ends_in_open_think(self._render(request)) if self._tokenizer is not None else None
+            results.append(GenResult(list(flat[at : at + request.n]), think_prefilled=prefilled))
             at += request.n
         return results
+
+    def _render(self, request: GenRequest) -> str:
+        if request.messages is not None and self._tokenizer is not None:
+            return render_chat(self._tokenizer, request.messages)
+        return request.prompt or ""
 
     def _body(self, request: GenRequest, k: int) -> tuple[str, dict[str, Any]]:
         s = request.sampling
@@ -76,17 +105,20 @@ class OpenAIBackend:
         }
         if s.stop:
             body["stop"] = list(s.stop)
-        if s.seed is not None:
-            body["seed"] = s.seed + k  # n=1 calls with one seed would return n identical samples
-        if request.messages is not None:
+        seed = request.sample_seeds()[k]
+        if seed is not None:
+            body["seed"] = seed  # one seed per sample: n=1 calls with one seed would return n identical samples
+        body.update(self.config.extra_body)
+        if request.messages is not None and self._tokenizer is None:
             return "chat/completions", {**body, "messages": request.messages}
-        return "completions", {**body, "prompt": request.prompt}
+        return "completions", {**body, "prompt": self._render(request)}
 
     async def _sample(self, client, semaphore: asyncio.Semaphore, request: GenRequest, k: int) -> GenOutput:
         import httpx
 
         cfg = self.config
         path, body = self._body(request, k)
+        url = f"{cfg.base_url.rstrip('/')}/{path}"
         detail = ""
         for attempt in range(cfg.max_retries + 1):
             delay = min(cfg.max_backoff_s, cfg.backoff_s * 2**attempt)
@@ -101,11 +133,11 @@ class OpenAIBackend:
                 else:
                     status = response.status_code
                     if status == 200:
-                        return self._parse(response, path)
+                        return dataclasses.replace(self._parse(response, path), attempts=attempt + 1)
                     detail = f"HTTP {status}: {response.text[:300]}"
                     if status != 429 and status < 500:
                         self.stats["errors"] += 1
-                        return GenOutput(None, "error", error=detail)
+                        return GenOutput(None, "error", error=f"{detail} (POST {url})", attempts=attempt + 1)
                     retry_after = _seconds(response.headers.get("retry-after"))
                     if retry_after is not None:
                         delay = min(cfg.max_backoff_s, retry_after)
@@ -114,7 +146,8 @@ class OpenAIBackend:
                 log.info("transient failure (%s); retry %d/%d in %.2fs", detail, attempt + 1, cfg.max_retries, delay)
                 await asyncio.sleep(delay)
         self.stats["errors"] += 1
-        return GenOutput(None, "error", error=f"{detail} (gave up after {cfg.max_retries + 1} attempts)")
+        return GenOutput(None, "error", error=f"{detail} (POST {url}, gave up after {cfg.max_retries + 1} attempts)",
+                         attempts=cfg.max_retries + 1, transient=True)
 
     def _parse(self, response, path: str) -> GenOutput:
         try:
