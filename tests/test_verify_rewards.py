@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from datagen.verify.format import R1_MIN_REASONING_CHARS
 from datagen.verify.rewards import REWARDS, accuracy_reward, format_reward
 
 TESTS = json.dumps({"kind": "stdin_stdout", "time_limit_s": 1, "cases": [{"input": "", "output": "5\n"}]})
@@ -13,12 +14,66 @@ def test_names_resolve():
     assert set(REWARDS) >= {"accuracy", "format", "language"}
 
 
+REASONING = "Two plus three: count on from three, four, five. So the sum is five."
+
+
 def test_format_reward_scores_shape():
-    assert format_reward(["<think>r</think>5", "5", None]) == [1.0, 0.0, None]
+    assert format_reward([f"<think>{REASONING}</think>5", "5", None]) == [1.0, 0.0, None]
+
+
+def test_format_reward_requires_reasoning_by_default():
+    assert format_reward(["<think>r</think>5", "<think></think>5"]) == [0.0, 0.0]
+    assert format_reward(["<think>r</think>5"], min_reasoning_chars=1) == [1.0]
 
 
 def test_format_reward_conversational_completions():
-    assert format_reward([[{"role": "assistant", "content": "<think>r</think>5"}]]) == [1.0]
+    assert format_reward([[{"role": "assistant", "content": f"<think>{REASONING}</think>5"}]]) == [1.0]
+
+
+def test_rewards_are_the_verifiers_scores():
+    """The reward is the verdict ``datagen verify`` writes, unchanged."""
+    from datagen.verify.format import verify_format
+    from datagen.verify.math import verify_math
+
+    completions = [f"<think>{REASONING}</think>\\boxed{{5}}", "<think>r</think>\\boxed{6}", "", "no tags \\boxed{5}",
+                   "<think>unclosed \\boxed{5}"]
+    assert accuracy_reward(completions, answer=["5"] * 5) == [verify_math(c, "5")["score"] for c in completions]
+    assert format_reward(completions) == [
+        verify_format(c, min_reasoning_chars=R1_MIN_REASONING_CHARS)["score"] for c in completions]
+
+
+def test_empty_completion_is_zero_not_none():
+    # An empty generation is the policy's failure: 0.0, or GRPO would stop punishing it.
+    assert accuracy_reward(["", "   "], answer=["5", "5"]) == [0.0, 0.0]
+    assert accuracy_reward([""], tests=[TESTS], domain=["code"]) == [0.0]
+    assert format_reward([""]) == [0.0]
+
+
+def test_integer_gold_answers_are_judged():
+    assert accuracy_reward(["<think>r</think>\\boxed{5}", "<think>r</think>\\boxed{0}"], answer=[5, 0]) == [1.0, 1.0]
+
+
+def test_a_verifier_failure_is_none_and_the_batch_goes_on(monkeypatch):
+    from datagen.records import verdict
+    from datagen.verify import runner
+
+    def run(inputs, *, workers, on_done, **_):  # a verifier that fails on one sample, as a bug would
+        if any("1/0" in x["completion"] for x in inputs):
+            raise ZeroDivisionError("division by zero")
+        return [verdict("correct" if "5" in x["completion"] else "incorrect") for x in inputs]
+
+    monkeypatch.setitem(runner.VERIFIERS, "math", runner.Verifier(run, runner._prepare_math))
+    rewards = accuracy_reward(["\\boxed{5}", "\\boxed{1/0}", "\\boxed{6}"], answer=["5"] * 3)
+    assert rewards == [1.0, None, 0.0]
+
+
+def test_math_timeout_is_none_code_timeout_is_zero():
+    slow = json.dumps({"kind": "stdin_stdout", "time_limit_s": 0.5, "cases": [{"input": "", "output": "5\n"}]})
+    assert accuracy_reward(["<think>r</think>```python\nwhile True:\n    pass\n```"], tests=[slow]) == [0.0]
+    # A symbolic comparison given no time: the verifier could not judge.
+    got = accuracy_reward(["<think>r</think>\\boxed{\\sin^2 x + \\cos^2 x + \\tan^2 x - \\sec^2 x}"],
+                          answer=["0"], math_timeout_s=1e-6)
+    assert got in ([None], [1.0])  # never 0.0: None on the symbolic path's timeout, 1.0 if a fast path decides
 
 
 def test_accuracy_code_by_domain():

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from datagen.records import split_completion
+from datagen.verify.format import R1_MIN_REASONING_CHARS
 
 Reward = Callable[..., list[float | None]]
 
@@ -42,70 +43,94 @@ def _column(columns: dict[str, Any], name: str, n: int) -> list[Any]:
     return list(values)
 
 
-def _score(v: dict[str, Any], *, verifier_timeout_is_unknown: bool) -> float | None:
+def _reward_of(v: dict[str, Any], verifier: str) -> float | None:
+    """A verdict as a reward: its score, except where the verifier could not
+    judge (``error``; a ``timeout`` of any verifier that does not run the
+    candidate's code), which is None."""
     if v["outcome"] == "error":
         return None
-    if v["outcome"] == "timeout" and verifier_timeout_is_unknown:
-        return None  # the math verifier ran out of time: it could not judge
+    if v["outcome"] == "timeout" and verifier not in CANDIDATE_TIMEOUT_VERIFIERS:
+        return None  # e.g. the symbolic math comparison ran out of time: it could not judge
     return v["score"]
+
+
+#: Verifiers whose ``timeout`` is the candidate's (its program ran too long): 0.0.
+CANDIDATE_TIMEOUT_VERIFIERS = ("code",)
+
+
+def _judge(verifier: str, texts: list[str], rows: list[dict[str, Any]], **opts: Any) -> list[float | None]:
+    """Rewards of ``texts`` by the runner's verifier (the same isolation, needs
+    and verdicts as ``datagen verify``): a sample the verifier chokes on is
+    None, never an exception that ends the training step."""
+    from datagen.verify.runner import verify_rows
+
+    judged = [{**row, "completion": text} for row, text in zip(rows, texts)]
+    verify_rows(judged, verifier, **opts)
+    return [_reward_of(row["verdicts"][verifier], verifier) for row in judged]
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def accuracy_reward(completions: Sequence[Any], *, think_prefilled: bool = False, math_timeout_s: float = 5.0,
                     **columns: Any) -> list[float | None]:
     """1.0 / 0.0 by the rule verifier of the row's domain: ``math`` (``answer``
-    column) or ``code`` (``tests`` column); ``None`` elsewhere.
+    column, ``datagen.verify.math``) or ``code`` (``tests`` column,
+    ``datagen.verify.code``); ``None`` elsewhere.
 
+    The verdict is the one ``datagen verify`` writes for the same row (both go
+    through ``runner.verify_rows``): an empty or answerless completion is 0.0;
+    ``None`` where the verifier cannot judge (no gold answer or tests, its own
+    ``error``, a math ``timeout``). A code timeout is the candidate's (0.0).
     Without a ``domain`` column, a row with ``tests`` is code and one with an
-    ``answer`` is math. A code timeout is the candidate's (0.0); a math
-    timeout is the verifier's (None).
+    ``answer`` is math. ``think_prefilled``: the chat template opened the
+    think block, so a completion without ``</think>`` is unfinished reasoning.
     """
     texts = [completion_text(c) for c in completions]
-    if think_prefilled:
-        # The verifiers read the text after </think>; a pre-filled template
-        # makes a completion without any tag unfinished reasoning.
-        texts = [t if t is None or "</think>" in t else "<think>" + t for t in texts]
     n = len(texts)
     domains, answers, tests = (_column(columns, k, n) for k in ("domain", "answer", "tests"))
     rewards: list[float | None] = [None] * n
-    math_idx, code_idx = [], []
+    by_verifier: dict[str, list[int]] = {"math": [], "code": []}
     for i in range(n):
-        domain = domains[i] or ("code" if tests[i] else "math" if answers[i] else None)
         if texts[i] is None:
             continue
-        if domain == "math" and answers[i]:
-            math_idx.append(i)
-        elif domain == "code" and tests[i]:
-            code_idx.append(i)
-    if math_idx:
-        from datagen.verify.math import verify_math_batch
-
-        verdicts = verify_math_batch([texts[i] for i in math_idx], [str(answers[i]) for i in math_idx],
-                                     timeout_s=math_timeout_s)
-        for i, v in zip(math_idx, verdicts):
-            rewards[i] = _score(v, verifier_timeout_is_unknown=True)
-    if code_idx:
-        from datagen.verify.code import verify_code_batch
-
-        verdicts = verify_code_batch([texts[i] for i in code_idx], [tests[i] for i in code_idx])
-        for i, v in zip(code_idx, verdicts):
-            rewards[i] = _score(v, verifier_timeout_is_unknown=False)
+        domain = domains[i] or ("code" if _present(tests[i]) else "math" if _present(answers[i]) else None)
+        if domain in by_verifier:
+            by_verifier[domain].append(i)
+    for verifier, idx in by_verifier.items():
+        if not idx:
+            continue
+        opts: dict[str, Any] = {"think_prefilled": think_prefilled}
+        if verifier == "math":
+            opts["timeout_s"] = math_timeout_s
+        rows = [{"answer": answers[i], "tests": tests[i]} for i in idx]
+        for i, r in zip(idx, _judge(verifier, [texts[i] for i in idx], rows, **opts)):
+            rewards[i] = r
     return rewards
 
 
 def format_reward(completions: Sequence[Any], *, think_prefilled: bool | None = None,
-                  require_answer_tags: bool = False, **columns: Any) -> list[float | None]:
-    """1.0 when the completion has the R1 (or, with ``require_answer_tags``,
-    R1-Zero) shape, else 0.0; see ``datagen.verify.format``."""
-    from datagen.verify.format import verify_format
+                  require_answer_tags: bool = False, min_reasoning_chars: int = R1_MIN_REASONING_CHARS,
+                  special_token: str | None = None, **columns: Any) -> list[float | None]:
+    """1.0 when the completion has the R1 shape (``<think>`` reasoning, then a
+    visible answer; with ``require_answer_tags`` the R1-Zero ``<answer>``
+    form; with ``special_token`` the cold-start form), else 0.0; ``None`` for
+    a completion that is not text. The verdict is ``datagen.verify.format``'s.
 
-    out: list[float | None] = []
-    for completion in completions:
-        text = completion_text(completion)
-        if text is None:
-            out.append(None)
-            continue
-        v = verify_format(text, think_prefilled=think_prefilled, require_answer_tags=require_answer_tags)
-        out.append(v["score"])
+    ``min_reasoning_chars`` (default ``R1_MIN_REASONING_CHARS``; 0 turns it
+    off) is the floor on the reasoning's visible, non-repeated length: a
+    format reward that empty or filler reasoning could earn would teach GRPO
+    to drop the chain of thought.
+    """
+    texts = [completion_text(c) for c in completions]
+    idx = [i for i, t in enumerate(texts) if t is not None]
+    out: list[float | None] = [None] * len(texts)
+    scores = _judge("format", [texts[i] for i in idx], [{} for _ in idx], think_prefilled=think_prefilled,
+                    require_answer_tags=require_answer_tags, min_reasoning_chars=min_reasoning_chars,
+                    special_token=special_token)
+    for i, s in zip(idx, scores):
+        out[i] = s
     return out
 
 
