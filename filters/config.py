@@ -31,12 +31,15 @@ class LanguageConfig(_Strict):
     #: The reasoning is "in the wrong language" when its consistency (share of
     #: target-language words) is below this.
     min_consistency: float | None = Field(0.5, ge=0, le=1)
-    #: Mixed when the foreign words exceed this count (technical terms and
-    #: names are not foreign words, see ``filters.language``) ...
-    max_foreign_words: int | None = Field(3, ge=0)
-    #: ... and, if set, this share of all words. Both None: no mixed check.
-    max_foreign_share: float | None = Field(None, ge=0, le=1)
-    #: Check the summary (the answer) too, with the same thresholds.
+    #: Mixed when the reasoning's mixing (share of its judged words not in the
+    #: target language; names, technical terms, loanwords, LaTeX and code are
+    #: not judged, see ``datagen.language``) exceeds this ...
+    max_foreign_share: float | None = Field(0.01, ge=0, le=1)
+    #: ... and its foreign words exceed this count. Both None: no mixed check.
+    max_foreign_words: int | None = Field(2, ge=0)
+    #: The answer (summary) is in the wrong language when its mixing exceeds this.
+    max_answer_foreign_share: float | None = Field(0.1, ge=0, le=1)
+    #: Check the summary (the answer) too.
     check_summary: bool = True
     #: Default target language when a record has none.
     default_language: str = "en"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from filters.language import LanguageMixFilter, clean, language_consistency
+from datagen.language import clean, language_consistency
+from filters.language import LanguageMixFilter
 
 EN = ("We differentiate both sides and get the slope of the tangent line. "
       "Then we substitute the point into the equation and simplify the result carefully.")

@@ -158,13 +158,13 @@ def test_language_wrong_language():
 
 def test_language_answer_wrong_language():
     summary = "La somme des premiers nombres impairs est toujours égale au carré de leur nombre, donc $n^2$."
-    assert drop_of(row(summary=summary)) == "language:answer_wrong_language"
+    assert drop_of(row(summary=summary)) == "language:wrong_answer_language"
 
 
 def test_language_answer_mixed_language():
     summary = ("The sum of the first n odd numbers is always the square of n, as the induction shows. "
                "Donc la réponse finale est bien le carré parfait que nous avions deviné au début.")
-    assert drop_of(row(summary=summary)) == "language:answer_mixed_language"
+    assert drop_of(row(summary=summary)) == "language:wrong_answer_language"
 
 
 # ----------------------------------------------------------------- dedup

@@ -134,12 +134,17 @@ def format_reward(completions: Sequence[Any], *, think_prefilled: bool | None = 
     return out
 
 
-def language_reward(completions: Sequence[Any], *, think_prefilled: bool = False,
-                    **columns: Any) -> list[float | None]:
-    """DeepSeek-R1's language-consistency reward: the share of the reasoning's
-    words in the row's ``language``. ``None`` without a language column or
-    without any reasoning to judge."""
-    from filters.language import language_consistency  # lazy: loads the fastText model
+def language_consistency_reward(completions: Sequence[Any], *, think_prefilled: bool = False,
+                                **columns: Any) -> list[float | None]:
+    """DeepSeek-R1's language-consistency reward, by ``datagen.language`` (the
+    measure the language filter uses): the share of the reasoning's words in
+    the row's ``language`` times the same share of the answer (each part
+    judged on its own, so an answer in another language scores 0 however clean
+    the reasoning is; a part with no words, e.g. pure math, scores 1).
+
+    ``None`` without a ``language`` for the row, or without any text to judge.
+    """
+    from datagen.language import ANSWER_ANALYZER, analyze  # lazy: loads the fastText model on first use
 
     texts = [completion_text(c) for c in completions]
     languages = _column(columns, "language", len(texts))
@@ -148,13 +153,24 @@ def language_reward(completions: Sequence[Any], *, think_prefilled: bool = False
         if text is None or not language:
             out.append(None)
             continue
-        reasoning = split_completion(text, think_prefilled=think_prefilled).reasoning
-        out.append(float(language_consistency(reasoning, language)) if reasoning else None)
+        split = split_completion(text, think_prefilled=think_prefilled)
+        if not split.reasoning and not split.summary:
+            out.append(None)
+            continue
+        score = analyze(split.reasoning, language).consistency if split.reasoning else 1.0
+        if split.summary:
+            score *= ANSWER_ANALYZER.analyze(split.summary, language).consistency
+        out.append(score)
     return out
+
+
+#: The old name, kept for configs that use it.
+language_reward = language_consistency_reward
 
 
 REWARDS: dict[str, Reward] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
-    "language": language_reward,
+    "language": language_consistency_reward,
+    "language_consistency": language_consistency_reward,
 }

