@@ -343,8 +343,8 @@ def test_datagen_verify_writes_every_row_despite_hostile_samples(tmp_path):
                                         (GOOD, CALL_FLOAT)])]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = subprocess.run([sys.executable, "-c", "import sys\nfrom datagen.cli.main import main\n"
-                           "sys.exit(main(sys.argv[1:]))", "verify", str(src), "--verifier", "code", "--output",
+    cli = "import sys\nfrom datagen.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", cli, "verify", str(src), "--verifier", "code", "--output",
                            str(out), "--no-progress"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = [json.loads(line)["verdicts"]["code"]["outcome"] for line in out.read_text().splitlines()]
