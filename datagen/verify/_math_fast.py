@@ -131,6 +131,9 @@ class _Parser:
                 rhs = self.unary()
                 value = _div(value, rhs) if text in ("/", "\\div") else value * rhs
             elif self._starts_atom(tok):
+                if kind == "num" and self.toks[self.i - 1][0] == "num":
+                    # `3 4` is two numbers (a hedge or a typo), never 12
+                    raise Unsupported("two numbers side by side")
                 value = value * self.power()  # implicit multiplication: 2x, 2\pi, (a)(b)
             else:
                 break
@@ -247,9 +250,11 @@ class _NeedsEnv(Exception):
 
 
 def _number(text: str) -> Value:
-    if "." in text:
-        return complex(float(text))  # a decimal is a rounded value: compared with tolerance
-    return Fraction(int(text))
+    # A decimal literal is an exact rational (10.5 = 21/2, 1000001.0 = 1000001):
+    # whether a tolerance applies is the gold's business (``compare``), not the parser's.
+    if len(text) > 4000:
+        raise Unsupported("number too long")
+    return Fraction(text)
 
 
 def _div(a: Value, b: Value) -> Value:
@@ -341,43 +346,98 @@ class NeedsVariables(Exception):
         self.names = names
 
 
-# Fixed, irrational-looking points: deterministic verdicts, and no polynomial
-# identity of small degree vanishes at all three by accident.
+# Deterministic "random" numerators for exact evaluation points.
+_RNG_POINTS = (918273, -645091, 372811, 153347, -811129, 560761, 299993, -477209, 733181, 120001, 864197)
+
+# Fixed, irrational-looking points. They can only prove two expressions
+# *different* (a value differs at a point); sameness is proved by sympy.
 _POINTS = (0.5772156649, 1.3247179572, 2.2360679775)
 
-
-def values_close(a: Value, b: Value, rel_tol: float) -> bool:
-    """Exact for two rationals; otherwise relative tolerance (absolute near 0)."""
-    if isinstance(a, Fraction) and isinstance(b, Fraction):
-        return a == b
-    x, y = complex(a), complex(b)
-    if cmath.isinf(x) or cmath.isinf(y):
-        return x == y
-    if cmath.isnan(x) or cmath.isnan(y):
-        raise Unsupported("nan")
-    return abs(x - y) <= max(rel_tol * max(abs(x), abs(y)), 1e-12)
+#: Relative tolerance of a *decimal* answer against a non-integer decimal gold
+#: (``0.3333333`` for gold ``0.333333``); documented in ``datagen.verify.math``.
+DECIMAL_REL_TOL = 1e-6
 
 
-def fast_equal(a: str, b: str, rel_tol: float) -> bool | None:
-    """True/False when both sides are inside the subset, None to ask sympy."""
+def _finite(x: complex) -> bool:
+    return not (cmath.isinf(x) or cmath.isnan(x))
+
+
+def compare(gold: Value, ans: Value, gold_decimals: int | None = None, ans_is_decimal: bool = False) -> bool | None:
+    """Is ``ans`` the gold value? True/False when decided, None: ask sympy.
+
+    - Two rationals: exact (``1000001.0`` is not ``1000000``).
+    - ``gold_decimals``: the gold is a non-integer decimal literal with that
+      many decimals; then a decimal answer may differ by ``DECIMAL_REL_TOL``
+      relative, and an exact answer (``70/9``, ``\\pi``) must round to the gold
+      (within half a unit of its last digit).
+    - Anything non-finite (inf, nan) never equals a finite gold.
+    - Otherwise (roots, pi, …) floats can only show a difference; equality is
+      left to exact symbolic comparison.
+    """
+    if isinstance(gold, Fraction) and isinstance(ans, Fraction) and gold_decimals is None:
+        return gold == ans
+    g, a = complex(gold), complex(ans)
+    if not _finite(g) or not _finite(a):
+        if cmath.isnan(g) or cmath.isnan(a):
+            return False
+        return g == a  # \infty against \infty (same sign) only
+    if gold_decimals is not None:
+        if ans_is_decimal:
+            if isinstance(gold, Fraction) and isinstance(ans, Fraction) and gold == ans:
+                return True
+            return abs(g - a) <= DECIMAL_REL_TOL * abs(g)
+        return abs(g - a) <= 0.5 * 10.0 ** (-gold_decimals) * (1 + 1e-9)
+    scale = max(abs(g), abs(a), 1e-300)
+    if abs(g - a) > 1e-9 * scale and abs(g - a) > 1e-12:
+        return False
+    if isinstance(gold, Fraction) and isinstance(ans, Fraction):
+        return gold == ans
+    return None
+
+
+def fast_equal(a: str, b: str, gold_decimals: int | None = None, ans_is_decimal: bool = False) -> bool | None:
+    """Gold text ``a`` vs answer text ``b``: True/False when the subset
+    decides, None to ask sympy. Expressions with variables are only ever
+    proved *different* here (a value differs at a fixed point)."""
     try:
         try:
             va, _ = evaluate(a)
             vb, _ = evaluate(b)
-            return values_close(va, vb, rel_tol)
+            return compare(va, vb, gold_decimals, ans_is_decimal)
         except NeedsVariables:
             pass
         names = _free_names(a) | _free_names(b)
         if len(names) > 6:
             return None
+        # Exact first: at random rational points, rational functions evaluate
+        # exactly (Fractions). Two different ones agree at a random point with
+        # probability <= degree / 10^6 (Schwartz-Zippel); five points must agree.
+        exact_points = 0
+        for k in range(5):
+            env = {n: Fraction(_RNG_POINTS[(7 * k + j) % len(_RNG_POINTS)], 997 + 31 * j + 7 * k)
+                   for j, n in enumerate(sorted(names))}
+            try:
+                va, _ = evaluate(a, env)  # type: ignore[arg-type]
+                vb, _ = evaluate(b, env)  # type: ignore[arg-type]
+            except Unsupported:
+                continue  # a pole at this point
+            if not (isinstance(va, Fraction) and isinstance(vb, Fraction)):
+                break  # irrational values: floats below can only disprove
+            if va != vb:
+                return False
+            exact_points += 1
+        else:
+            if exact_points >= 3:
+                return True
         for k, base in enumerate(_POINTS):
             env = {n: complex(base + 0.1173 * j * (k + 1)) for j, n in enumerate(sorted(names))}
             va, _ = evaluate(a, env)
             vb, _ = evaluate(b, env)
-            if not values_close(va, vb, max(rel_tol, 1e-09)):
+            x, y = complex(va), complex(vb)
+            if _finite(x) and _finite(y) and abs(x - y) > 1e-6 * max(abs(x), abs(y), 1.0):
                 return False
-        return True
-    except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError):
+        return None
+    except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError, RecursionError):
         return None
 
 
@@ -393,5 +453,5 @@ def is_number(text: str) -> Value | None:
     try:
         value, _ = evaluate(text)
         return value
-    except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError):
+    except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError, RecursionError):
         return None

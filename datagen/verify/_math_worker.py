@@ -18,11 +18,13 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 #: The child's address-space limit: a runaway expression raises MemoryError
 #: (answered as `error`) instead of swapping the machine.
@@ -104,7 +106,7 @@ class SymbolicWorker:
         line, self._buf = self._buf.split(b"\n", 1)
         return line
 
-    def judge(self, gold: str, answers: list[str], timeout_s: float) -> tuple[str, bool | None, str]:
+    def judge(self, gold: str | list[str], answers: list[str], timeout_s: float) -> tuple[str, bool | None, str]:
         """-> ("ok", result, ""), ("timeout", None, ""), or ("error", None, why)."""
         with self._lock:
             try:
@@ -128,82 +130,235 @@ class SymbolicWorker:
             return "error", None, reply.get("error", "unknown")
 
 
-_shared: SymbolicWorker | None = None
-_shared_pid: int | None = None
+class WorkerPool:
+    """``n`` symbolic workers judging jobs in parallel (one job per worker at
+    a time, each with its own time limit): ``--workers`` for math."""
+
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise ValueError(f"a worker pool needs at least 1 worker, got {n}")
+        self.workers = [SymbolicWorker() for _ in range(n)]
+
+    def judge_many(self, jobs: list[tuple[list[str], list[str]]], timeout_s: float) -> list[tuple[str, bool | None, str]]:
+        """One ``SymbolicWorker.judge`` result per job, in order."""
+        if len(self.workers) == 1 or len(jobs) <= 1:
+            return [self.workers[0].judge(g, a, timeout_s) for g, a in jobs]
+        free: queue.Queue[SymbolicWorker] = queue.Queue()
+        for w in self.workers:
+            free.put(w)
+
+        def run(job: tuple[list[str], list[str]]) -> tuple[str, bool | None, str]:
+            w = free.get()
+            try:
+                return w.judge(job[0], job[1], timeout_s)
+            finally:
+                free.put(w)
+
+        with ThreadPoolExecutor(max_workers=len(self.workers)) as ex:
+            return list(ex.map(run, jobs))
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers if w.pid is not None]
+
+    def cpu_seconds(self) -> float:
+        return sum(w.cpu_seconds() for w in self.workers)
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+
+_pools: dict[int, WorkerPool] = {}
+_pools_pid: int | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_worker() -> SymbolicWorker:
-    """The process-wide worker (started lazily on the first symbolic job).
+def shared_pool(n: int = 1) -> WorkerPool:
+    """The process-wide pool of ``n`` workers (started lazily on the first job).
 
     A forked child (multiprocessing) gets its own: sharing the parent's
     pipes would interleave two processes' jobs.
     """
-    global _shared, _shared_pid
+    global _pools_pid
     with _shared_lock:
-        if _shared is None or _shared_pid != os.getpid():
-            _shared, _shared_pid = SymbolicWorker(), os.getpid()
-            atexit.register(_shared.close)
-        return _shared
+        if _pools_pid != os.getpid():
+            _pools.clear()
+            _pools_pid = os.getpid()
+        if n not in _pools:
+            _pools[n] = WorkerPool(n)
+            atexit.register(_pools[n].close)
+        return _pools[n]
+
+
+def shared_worker() -> SymbolicWorker:
+    """The first worker of the single-worker pool (kept for callers and benchmarks)."""
+    return shared_pool(1).workers[0]
 
 
 # =========================================================================== child side
 
 
 def _symbolic_eq_factory():
+    """The child's comparison ``eq(gold, answer) -> bool``; exact, never one-point.
+
+    - Parsing: latex2sympy2_extended, falling back to math-verify's parser
+      (its normalizations) for what it cannot read.
+    - Undefined or non-finite values (zoo, nan, ±oo) equal only an identical gold.
+    - Decimal literals become exact rationals; a tolerance applies only when
+      the gold is a non-integer decimal (``_math_fast.compare``).
+    - Constants: ``simplify(g - a) == 0``, else equal to 60 significant
+      digits. With variables: ``simplify`` of the difference, else five
+      random rational points where the difference must vanish (exact
+      rational arithmetic; algebraic values checked to 60 digits).
+    - Relations, sets, intervals: math-verify's structural comparison
+      (``grader.sympy_expr_eq``), with its numeric and symbolic leaf tests
+      replaced by the exact ones above (its own rounds floats to 6 places).
+    - ``EQN:`` pairs: two equations' ``lhs - rhs`` that differ by a constant
+      non-zero factor are the same equation.
+    """
+    import random
+
     import sympy
     from latex2sympy2_extended import latex2sympy
+    from math_verify import LatexExtractionConfig, grader, parse
+    from sympy import Basic, MatrixBase
+    from sympy.matrices.expressions import MatrixExpr
 
     from datagen.verify import _math_fast as fast
-    from datagen.verify.math import REL_TOL
+    from datagen.verify.math import decimal_places, is_decimal_literal
 
     imaginary = sympy.Symbol("i")
+    bad = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
-    def to_sympy(text: str):
-        expr = latex2sympy(text)
-        # i is the imaginary unit in a final answer, as on the fast path
-        return expr.subs(imaginary, sympy.I) if isinstance(expr, sympy.Basic) else expr
+    def to_sympy(text: str, prefer_mv: bool = False):
+        expr = None
+        if not prefer_mv:
+            try:
+                expr = latex2sympy(text)
+            except Exception:  # noqa: BLE001 -- latex2sympy raises many types on bad input
+                expr = None
+        if not isinstance(expr, (Basic, MatrixBase)):
+            try:
+                got = parse(f"${text}$", [LatexExtractionConfig()], parsing_timeout=None)
+            except Exception:  # noqa: BLE001
+                got = []
+            expr = next((x for x in got if isinstance(x, (Basic, MatrixBase))), None)
+        if expr is None and prefer_mv:
+            try:
+                expr = latex2sympy(text)
+            except Exception:  # noqa: BLE001
+                return None
+        if isinstance(expr, Basic) and expr.has(imaginary):
+            expr = expr.subs(imaginary, sympy.I)  # i is the imaginary unit in a final answer
+        return expr
+
+    def undefined(e) -> bool:
+        if not isinstance(e, sympy.Expr):
+            return False  # sets and intervals may end at oo; their elements are judged as leaves
+        if e.has(*bad):
+            return True
+        try:
+            done = e.doit()
+            if isinstance(done, Basic) and done.has(*bad):
+                return True
+            if isinstance(done, sympy.Expr) and not done.free_symbols:
+                v = done.evalf(30)
+                return bool(v.has(*bad)) or v.is_finite is False
+        except Exception:  # noqa: BLE001 -- cannot evaluate: not provably undefined
+            return False
+        return False
+
+    def exact(e):
+        floats = e.atoms(sympy.Float) if isinstance(e, Basic) else set()
+        return e.xreplace({f: sympy.Rational(str(f)) for f in floats}) if floats else e
+
+    def tiny(v, scale) -> bool:
+        v = sympy.N(v, 60)
+        if not v.is_number or v.has(*bad):
+            return False
+        return bool(abs(v) <= sympy.Float(10, 60) ** -45 * max(1, abs(sympy.N(scale, 60))))
+
+    rng_seed = 20240601
+
+    def exprs_equal(g, a, gold_decimals=None, ans_decimal=False) -> bool:
+        g = g.as_explicit() if isinstance(g, MatrixExpr) and not isinstance(g, MatrixBase) else g
+        a = a.as_explicit() if isinstance(a, MatrixExpr) and not isinstance(a, MatrixBase) else a
+        if undefined(g) or undefined(a):
+            return undefined(g) and undefined(a) and sympy.srepr(g) == sympy.srepr(a)
+        if isinstance(g, MatrixBase) or isinstance(a, MatrixBase):
+            if not (isinstance(g, MatrixBase) and isinstance(a, MatrixBase)) or g.shape != a.shape:
+                return False
+            return all(exprs_equal(x, y) for x, y in zip(g, a))
+        if not (isinstance(g, sympy.Expr) and isinstance(a, sympy.Expr)):
+            return bool(grader.sympy_expr_eq(g, a, 6, 15))
+        if g == a:
+            return True
+        if gold_decimals is not None and not g.free_symbols and not a.free_symbols:
+            gv, av = complex(sympy.N(g, 30)), complex(sympy.N(exact(a), 30))
+            return bool(fast.compare(gv, av, gold_decimals, ans_decimal))
+        g, a = exact(g), exact(a)
+        d = g - a
+        if d == 0:
+            return True
+        free = sorted(d.free_symbols, key=str)
+        if not free:
+            # a constant: exact when sympy evaluates it to a rational, else it
+            # must vanish to 60 significant digits (simplify of nested
+            # radicals can take minutes; 355/113 - pi is 2.7e-7)
+            if d.is_Rational:
+                return False
+            return tiny(d, g)
+        rng = random.Random(rng_seed)
+        checked = 0
+        for _ in range(12):
+            point = {s: sympy.Rational(rng.randint(-97, 97) or 1, rng.randint(1, 29)) for s in free}
+            v = d.xreplace(point)
+            if v.has(*bad) or (isinstance(v, sympy.Expr) and v.is_finite is False):
+                continue  # a pole of one side: another point
+            if v == 0:
+                checked += 1
+            elif v.is_Rational:
+                return False
+            elif tiny(v, g.xreplace(point)):
+                checked += 1
+            else:
+                return False
+            if checked >= 5:
+                return True
+        return bool(sympy.simplify(d) == 0)  # every point was a pole: ask simplify
+
+    def leaf(a, b, *_args) -> bool:
+        try:
+            return exprs_equal(a, b)
+        except Exception:  # noqa: BLE001
+            return False
+
+    # math-verify's structure (sets, intervals, relations), our exact leaves
+    grader.sympy_numeric_eq = leaf
+    grader.sympy_symbolic_eq = leaf
 
     def eq(x: str, y: str) -> bool | None:
-        quick = fast.fast_equal(x, y, REL_TOL)
+        if x.startswith("REL:") and y.startswith("REL:"):
+            g, a = to_sympy(x[4:], prefer_mv=True), to_sympy(y[4:], prefer_mv=True)
+            if g is None or a is None:
+                return x[4:].replace(" ", "") == y[4:].replace(" ", "")
+            return bool(grader.sympy_expr_eq(g, a, 6, 15))
+        if x.startswith("EQN:") and y.startswith("EQN:"):
+            g, a = to_sympy(x[4:]), to_sympy(y[4:])
+            if not isinstance(g, sympy.Expr) or not isinstance(a, sympy.Expr) or a == 0 or g == 0:
+                return False
+            ratio = sympy.simplify(exact(g) / exact(a))
+            return bool(not ratio.free_symbols and ratio != 0 and not undefined(ratio))
+        dec, ans_dec = decimal_places(x), is_decimal_literal(y)
+        quick = fast.fast_equal(x, y, dec, ans_dec)
         if quick is not None:
             return quick
-        try:
-            a, b = to_sympy(x), to_sympy(y)
-        except Exception:  # noqa: BLE001 -- latex2sympy raises many types on bad input
-            return _math_verify_eq(x, y)
-        try:
-            if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
-                if a == b:
-                    return True
-                if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
-                    diff = sympy.simplify(a - b)
-                    if diff == 0:
-                        return True
-                    free = sorted(diff.free_symbols, key=str)
-                    points = [{s: sympy.Rational(7 + 3 * k + j, 5 + k) for j, s in enumerate(free)} for k in range(3)]
-                    for p in points:
-                        va, vb = complex(a.subs(p).evalf(30)), complex(b.subs(p).evalf(30))
-                        if abs(va - vb) > max(REL_TOL * max(abs(va), abs(vb)), 1e-12):
-                            return False
-                    return True
-                return bool(sympy.simplify(a) == sympy.simplify(b)) or _math_verify_eq(x, y)
-        except (TypeError, ValueError, AttributeError, NotImplementedError, ZeroDivisionError):
-            return _math_verify_eq(x, y)
-        return _math_verify_eq(x, y)
+        g, a = to_sympy(x), to_sympy(y)
+        if g is None or a is None:
+            return x.replace(" ", "").lower() == y.replace(" ", "").lower()
+        return exprs_equal(g, a, dec, ans_dec)
 
     return eq
-
-
-def _math_verify_eq(x: str, y: str) -> bool:
-    """Last resort for forms our structure does not model (inequalities, …)."""
-    from math_verify import parse, verify
-
-    gold = parse(f"${x}$", parsing_timeout=None)
-    ans = parse(f"${y}$", parsing_timeout=None)
-    if not gold or not ans:
-        return x.replace(" ", "").lower() == y.replace(" ", "").lower()
-    return bool(verify(gold, ans, timeout_seconds=None))
 
 
 def _serve() -> None:

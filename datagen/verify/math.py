@@ -55,6 +55,29 @@ __all__ = ["REL_TOL", "extract_final_answer", "verify_math", "verify_math_batch"
 # =========================================================================== extraction
 
 
+def _brace_matches(text: str) -> dict[int, int]:
+    """Index of every ``{`` -> index of its matching ``}``, in one linear pass.
+
+    Why: looking each ``\\boxed{`` up with its own scan is quadratic (8k
+    unclosed boxes took seconds); one stack pass is linear in the text.
+    Escaped braces (``\\{``) are not grouping braces.
+    """
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    prev_backslash = False
+    for i, c in enumerate(text):
+        if prev_backslash:
+            prev_backslash = False
+            continue
+        if c == "\\":
+            prev_backslash = True
+        elif c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            match[stack.pop()] = i
+    return match
+
+
 def _balanced(text: str, start: int) -> tuple[str, int] | None:
     """Content of the ``{…}`` group opening at ``text[start]`` and the index after it."""
     if start >= len(text) or text[start] != "{":
@@ -74,25 +97,93 @@ def _balanced(text: str, start: int) -> tuple[str, int] | None:
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
 
 
-def _boxed_all(text: str) -> list[str]:
-    found = []
+def _boxes(text: str) -> list[tuple[int, str]]:
+    """Every outermost ``\\boxed{…}`` as (start index, content); linear time.
+
+    A box nested in another box is part of the outer one; an unclosed box
+    is no answer.
+    """
+    match = _brace_matches(text) if "{" in text else {}
+    found: list[tuple[int, str]] = []
+    covered = -1
     for m in _BOX.finditer(text):
-        got = _balanced(text, m.end())
-        if got is not None:
-            found.append(got[0].strip())
+        if m.start() < covered:
+            continue  # inside the previous box
+        j = m.end()
+        if j < len(text) and text[j] == "{":
+            end = match.get(j)
+            if end is None:
+                continue
+            found.append((m.start(), text[j + 1:end].strip()))
+            covered = end
         else:  # `\boxed 5`
-            tail = re.match(r"([^\s$]+)", text[m.end():])
+            tail = re.match(r"[^\s$\\{}]{1,40}", text[j:j + 41])
             if tail:
-                found.append(tail.group(1))
-    return [f for f in found if f]
+                found.append((m.start(), tail.group(0)))
+    return [(i, f) for i, f in found if f]
+
+
+def _boxed_all(text: str) -> list[str]:
+    return [f for _, f in _boxes(text)]
+
+
+# Chat-template tokens a model sometimes runs on into: the answer ends there.
+_STOP_TOKENS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
+_BOILERPLATE = re.compile(r"I hope (?:it|this) is correct\.?", re.IGNORECASE)
+# A negation that governs the next stated value in the same clause:
+# "the answer is not \boxed{4}", "it isn't 4", "rather than 4".
+_NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno longer|\brather than|\binstead of|\bwrong|\bincorrect)\W*"
+                       r"(?:(?:be|equal|equals|to|is|the|answer|simply|just|exactly|a|an)\W+){0,4}[$\\(]*\s*$",
+                       re.IGNORECASE)
+
+
+def _clean_summary(summary: str) -> str:
+    """The part of a summary that can hold the final answer.
+
+    Cut at a chat-template token the model ran on into; a further
+    ``<think>…</think>`` block is reasoning (and an unclosed one runs to the
+    end); the Minerva sign-off "I hope it is correct." is dropped.
+    """
+    m = _STOP_TOKENS.search(summary)
+    if m:
+        summary = summary[:m.start()]
+    out, pos = [], 0
+    while True:
+        k = summary.find("<think>", pos)
+        if k < 0:
+            out.append(summary[pos:])
+            break
+        out.append(summary[pos:k])
+        close = summary.find("</think>", k)
+        if close < 0:
+            break
+        pos = close + len("</think>")
+    text = "".join(out).replace("</think>", " ")
+    return _BOILERPLATE.sub(" ", text)
+
+
+def _negated(text: str, start: int) -> bool:
+    """Is the value starting at ``text[start]`` the object of a negation?"""
+    window = text[max(0, start - 60):start]
+    # only the current clause counts: "not 10, which is 1000" negates 10 only
+    window = re.split(r"[.;!?\n]|,\s|\bbut\b|\bwhich\b", window)[-1]
+    return bool(_NEGATION.search(window))
 
 
 _FINAL_PHRASE = re.compile(
     # the connector is required: "To answer this, note …" states nothing
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:\*\*)?\s*(?:is|:|=|：)\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)",
-    re.IGNORECASE,
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:\*\*)?\s*(?:is|:|=|：)\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)"
+    r"|^\s*(?:\*\*)?answer(?:\*\*)?\s*(?P<ans2>(?:\$|\\\[|\\\().+)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.IGNORECASE)
+# Math spans: $$…$$, $…$, \[…\], \(…\) (non-greedy, no nesting: linear).
+# Inline math ($…$, \(…\)) stays on one line; display math may span lines.
+_MATH_SPAN = re.compile(r"\$\$(?P<a>[^$]{1,2000}?)\$\$|\$(?P<b>[^$\n]{1,2000}?)\$|\\\[(?P<c>.{1,2000}?)\\\]"
+                        r"|\\\((?P<d>[^\n]{1,2000}?)\\\)", re.DOTALL)
+_BOLD = re.compile(r"\*\*(?P<x>[^*\n]{1,200})\*\*")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_COPULA = re.compile(r"\s(?:is|are|was|equals|=)\s+(?!not\b)", re.IGNORECASE)
 
 
 def _trim_sentence(ans: str) -> str:
@@ -102,35 +193,102 @@ def _trim_sentence(ans: str) -> str:
     return ans.strip().rstrip(".;,!").strip().strip("*").strip()
 
 
+def _spans(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), next(g for g in m.groups() if g is not None)) for m in _MATH_SPAN.finditer(text)]
+
+
+def _reduce(sentence: str) -> str | None:
+    """The value a concluding sentence states, or None.
+
+    "The volume of $V$ is 120" -> "120"; "the distance is $\\sqrt{5}$" ->
+    "\\sqrt{5}"; "is **17**" -> "17"; "there are 12 ways" -> "12"; a bare
+    short line ("$x = 5$", "10 apples") -> itself. A negated value ("not 4")
+    is skipped.
+    """
+    s = sentence.strip()
+    if not s:
+        return None
+    # after the last copula outside math: "… of $ABCD$ is 120"
+    masked = _MATH_SPAN.sub(lambda m: "#" * len(m.group(0)), s)
+    cut = [m for m in _COPULA.finditer(masked)]
+    if cut:
+        after = s[cut[-1].end():]
+        if re.search(r"[\d$\\*]", after):
+            s = after
+        else:  # "$x \geq 5$ is the solution": the value comes before the copula
+            s = s[:cut[-1].start()]
+    spans = [(i, x) for i, x in _spans(s) if x.strip() and not _negated(s, i)]
+    if spans:
+        return spans[-1][1].strip()
+    bolds = [(m.start(), m.group("x")) for m in _BOLD.finditer(s) if not _negated(s, m.start())]
+    if bolds:
+        return _trim_sentence(bolds[-1][1])
+    s = _trim_sentence(s)
+    if not s:
+        return None
+    words = re.findall(r"[A-Za-z]{2,}", s)
+    if len(words) <= 2 and len(s) <= 80:
+        return s  # "24 square units", "x = 5", "-7"
+    nums = [m for m in _NUMBER.finditer(s) if not _negated(s, m.start())]
+    if len(nums) == 1:
+        return nums[0].group(0)  # "there are 12 distinct sequences"
+    return None
+
+
+def _sentences(text: str) -> list[str]:
+    # sentence ends outside math spans: ". " not preceded by a digit-dot-digit
+    masked = _MATH_SPAN.sub(lambda m: "#" * len(m.group(0)), text)
+    out, start = [], 0
+    for m in re.finditer(r"(?<=[.!?])\s+|\n+", masked):
+        out.append(text[start:m.start()])
+        start = m.end()
+    out.append(text[start:])
+    return [s.strip() for s in out if s.strip()]
+
+
 def _final_answers(summary: str | None) -> list[str]:
-    """Every final answer the summary states, in order (deduplicated)."""
+    """Every final answer the summary states, in order (deduplicated).
+
+    Order of evidence: boxes (``\\boxed``/``\\fbox``, outermost, not
+    negated) > the last "final answer is …"/"answer: …" phrase > the value
+    of the last concluding sentence (its last math span, bold text, the
+    value after "is", or its only number). Linear in the text.
+    """
     if not summary or not summary.strip():
         return []
-    boxed = _boxed_all(summary)
-    if boxed:
+    summary = _clean_summary(summary)
+    boxes = _boxes(summary)
+    boxed = [b for i, b in boxes if not _negated(summary, i)]
+    phrases = [m for m in _FINAL_PHRASE.finditer(summary)]
+    # the last statement wins: "…\boxed{200}… Final Answer: The final answer is $10,455$."
+    if boxed and not (phrases and boxes and phrases[-1].start() > boxes[-1][0] + 8):
         return list(dict.fromkeys(boxed))
-    phrases = list(_FINAL_PHRASE.finditer(summary))
     if phrases:
-        ans = _trim_sentence(phrases[-1].group("ans"))
-        return [ans] if ans else []
-    lines = [ln.strip() for ln in summary.strip().splitlines() if ln.strip()]
-    last = lines[-1]
-    closing = _CLOSING.match(last)
-    if closing:
-        rest = _trim_sentence(closing.group("rest"))
-        # "so the area is 12 cm^2" -> "12 cm^2"; "thus $x = 5$" -> "x = 5"
-        parts = re.split(r"\s(?:is|equals|are)\s", rest)
-        return [parts[-1].strip()] if parts[-1].strip() else []
-    # A bare one-line summary ("$\\frac{5}{6}$", "x = 5", "10 apples") is the
-    # answer; a one-line sentence ("See the reasoning above.") is not.
-    if len(lines) == 1 and len(last) <= 80 and len(re.findall(r"[A-Za-z]{2,}", _strip_math(last))) <= 2:
-        ans = _trim_sentence(last)
-        return [ans] if ans else []
+        m = phrases[-1]
+        group = "ans" if m.group("ans") is not None else "ans2"
+        pos = m.start(group)
+        # "Final Answer: The final answer is 7.78" -> the inner phrase
+        for _ in range(3):
+            inner = _FINAL_PHRASE.search(summary, pos, m.end())
+            if inner is None:
+                break
+            group = "ans" if inner.group("ans") is not None else "ans2"
+            pos = inner.start(group)
+        # an answer in display math may span lines: "Answer \[ 9 \]"
+        span = _MATH_SPAN.match(summary, pos)
+        ans = span.group(0) if span else summary[pos:m.end()]
+        if not _negated(summary, pos) and not re.match(r"\s*not\b", ans, re.IGNORECASE):
+            first = _sentences(ans)
+            got = _reduce(first[0]) if first else None
+            if got:
+                return [got]
+    sentences = _sentences(summary)
+    for sentence in reversed(sentences[-3:]):
+        closing = _CLOSING.match(sentence)
+        got = _reduce(closing.group("rest") if closing else sentence)
+        if got:
+            return [got]
     return []
-
-
-def _strip_math(text: str) -> str:
-    return re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", text)
 
 
 def extract_final_answer(summary: str | None) -> str | None:
@@ -209,6 +367,7 @@ class Seq:
     open: str
     close: str
     items: tuple
+    labels: tuple | None = None  # `a = 1, b = 2`: the names, so order may differ
 
 
 @dataclass(frozen=True)
@@ -217,6 +376,7 @@ class SetOf:
 
     items: tuple
     braced: bool
+    union: bool = False  # a union of intervals, not a list of answers
 
 
 @dataclass(frozen=True)
@@ -239,6 +399,14 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Relation:
+    """``x < 3``, ``\\neq 4``, ``\\to 0``: never equal to a number; compared
+    with relations and sets by the symbolic worker."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Text:
     words: str
 
@@ -248,7 +416,7 @@ class Empty:
     pass
 
 
-Node = Scalar | Seq | SetOf | Matrix | Equation | Assign | Text | Empty
+Node = Scalar | Seq | SetOf | Matrix | Equation | Assign | Relation | Text | Empty
 
 
 def _replace_group_cmd(text: str, pattern: re.Pattern, fmt: str = " {} ") -> str:
@@ -269,7 +437,7 @@ _REPEATING_PAREN = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\((\d+)\)(?![\d(])")
 _MIXED_LATEX = re.compile(r"(?<![\w}.\\)])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}")
 _MIXED_PLAIN = re.compile(r"(?<![\w.^/])(\d+)\s+(\d+)/(\d+)(?![\d.])")
 _SCI_E = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
-_THOUSANDS_COMMA = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
+_THOUSANDS_COMMA = re.compile(r"(?<![\d.,])(?!0,)\d{1,3}(?:,\d{3})+(?![\d,])")
 _THOUSANDS_SPACE = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?![\d.])")
 
 
@@ -282,11 +450,14 @@ def _repeating_to_frac(sign: str, whole: str, fixed: str, rep: str) -> str:
     return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
-def _normalize(raw: str) -> tuple[str, dict]:
+def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     """Normalize one answer string; returns (text, flags) with flags for units,
     percent and degrees that were stripped."""
     s = raw.strip()
     flags: dict = {"percent": False, "degrees": False, "unit": None}
+    # `\\left(` / `\\frac` in text that was escaped twice: the command, not a line break
+    s = re.sub(r"\\\\(?=(?:left|right|frac|dfrac|tfrac|sqrt|le|ge|leq|geq|pi|cdot|times|infty|text|boxed|in)(?![a-z]))",
+               "\\\\", s)
     for k, v in _UNICODE.items():
         if k in s:
             s = s.replace(k, v)
@@ -311,10 +482,18 @@ def _normalize(raw: str) -> tuple[str, dict]:
         s = _PERCENT.sub(" ", s)
         flags["percent"] = True
     s = _replace_group_cmd(s, _TEXT_CMDS)
+    s = re.sub(r",\\!\s*(?=\d{3})", ",", s)  # 32,\! 349: a thousands separator
     s = s.replace("\\!", "")
     s = _SPACES.sub(" ", s)
     s = re.sub(r"\\(?:le|leq|leqslant)(?![a-zA-Z])", "<=", s)
     s = re.sub(r"\\(?:ge|geq|geqslant)(?![a-zA-Z])", ">=", s)
+    s = re.sub(r"\\lt(?![a-zA-Z])", "<", s)
+    s = re.sub(r"\\gt(?![a-zA-Z])", ">", s)
+    s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])|!=", "\\\\neq ", s)
+    s = re.sub(r"\\(?:lor|vee)(?![a-zA-Z])", " or ", s)
+    s = re.sub(r"\\(?:land|wedge)(?![a-zA-Z])", " and ", s)
+    s = re.sub(r"(?<=[)\]])\s*or\s*(?=[(\[])", ", ", s)  # (11,7)or(7,11)
+    s = s.replace("€", " ").replace("£", " ").replace("¥", " ").replace("²", "^2").replace("³", "^3")
     s = re.sub(r"\\varnothing(?![a-zA-Z])", "\\\\emptyset", s)
     s = s.replace("**", "^").replace("{,}", ",")
     s = " ".join(s.split())
@@ -328,6 +507,10 @@ def _normalize(raw: str) -> tuple[str, dict]:
     s = _MIXED_LATEX.sub(r"(\1+\\frac{\2}{\3})", s)
     s = _MIXED_PLAIN.sub(r"(\1+\\frac{\2}{\3})", s)
     s = _SCI_E.sub(r"\1\\times10^{\2}", s)
+    if decimal_comma:
+        # 1,22 / 0,111 / 1000,99 against a decimal: a decimal comma (not a thousands group)
+        s = re.sub(r"^(-?\d+),(\d+)$", lambda m: m.group(0) if len(m.group(2)) == 3 and m.group(1).lstrip("-") != "0"
+                   else f"{m.group(1)}.{m.group(2)}", s)
     # the real line, however it is written, is one interval
     s = re.sub(r"^(?:\\(?:mathbb|mathbf|mathcal)\s*\{?R\}?|all real numbers)$", "(-\\\\infty,\\\\infty)", s, flags=re.IGNORECASE)
     return s.strip(), flags
@@ -385,10 +568,37 @@ _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _MATRIX = re.compile(r"^\\begin\{(?P<env>[pbvBV]?matrix|array|smallmatrix)\}(?:\{[^}]*\})?(?P<body>.*)\\end\{(?P=env)\}$", re.DOTALL)
 
 
-def _parse(raw: str) -> Node:
+def _parse(raw: str, decimal_comma: bool = False) -> Node:
     """Normalize and parse one stated answer (or gold) into a ``Node``."""
-    text, flags = _normalize(raw)
+    text, flags = _normalize(raw, decimal_comma)
     return _parse_norm(text, flags)
+
+
+_RELATIONS = ("<=", ">=", "<", ">", "\\neq", "\\to", "\\rightarrow", "\\longrightarrow", "\\approx", "\\sim",
+              "\\simeq", "\\equiv", "\\mapsto", "\\Rightarrow", "\\implies", "\\subset", "\\subseteq", "\\supset",
+              "\\propto", "\\ll", "\\gg", "\\prec", "\\succ", "\\nless", "\\ngtr")
+_LABEL_SUB = re.compile(r"_\{[^{}]*\}|_\w")
+
+
+def _is_label(lhs: str) -> bool:
+    """``(p,q)``, ``|AB|``, ``V_1:V_2``, ``\\frac{NO}{BO}``: a name for the value
+    on the right, not a quantity (no digits outside subscripts, no sum)."""
+    bare = _LABEL_SUB.sub("", lhs).strip()
+    if not bare or len(bare) > 40 or re.search(r"\d", bare):
+        return False
+    return len(_split_top(bare, ("+", "-"))) == 1
+
+
+def _latex_relation(t: str) -> str:
+    return t.replace("<=", "\\leq ").replace(">=", "\\geq ")
+
+
+def _items(inner: str) -> list[str]:
+    """Items of a tuple: ``,`` separated, or ``;`` where no comma is used."""
+    items = _split_top(inner, (",",))
+    if len(items) == 1:
+        items = _split_top(inner, (";",))
+    return items
 
 
 def _parse_norm(t: str, flags: dict) -> Node:
@@ -399,48 +609,94 @@ def _parse_norm(t: str, flags: dict) -> Node:
         return Text("")
     if _EMPTY.match(t):
         return Empty()
+    if t[0] in "([" and t[-1] in ")]" and _one_group(t) and _MATRIX.match(t[1:-1].strip()):
+        t = t[1:-1].strip()  # \left[\begin{array}…\end{array}\right] is the matrix
     m = _MATRIX.match(t)
-    if m:
+    if m and "\\begin{" not in m.group("body"):  # one matrix, not a product or sum of them
         rows = [r for r in _split_top(m.group("body"), ("\\\\",)) if r.strip()]
         return Matrix(tuple(tuple(_parse_norm(c, {}) for c in _split_top(r, ("&",))) for r in rows))
     union = _split_top(t, ("\\cup", "∪"))
     if len(union) > 1:
-        return SetOf(tuple(_parse_norm(p, {}) for p in union), braced=False)
+        return SetOf(tuple(_parse_norm(p, {}) for p in union), braced=False, union=True)
     if t.startswith("\\{") and t.endswith("\\}"):
         inner = t[2:-2].strip()
         items = [p for p in _split_top(inner, (",", ";")) if p] if inner else []
         return SetOf(tuple(_strip_assign(_parse_norm(p, {})) for p in items), braced=True) if items else Empty()
+    if t[0] == "{" and t[-1] == "}" and _one_group(t):
+        return _parse_norm(t[1:-1], flags)  # ${1,3}$: a TeX group, not a set
     if t[0] in "([" and t[-1] in ")]" and _one_group(t):
-        items = _split_top(t[1:-1], (",",))
+        items = _items(t[1:-1])
         if len(items) > 1:
             return Seq(t[0], t[-1], tuple(_strip_assign(_parse_norm(p, {})) for p in items))
     if t.startswith("\\langle") and t.endswith("\\rangle"):
         items = _split_top(t[len("\\langle"):-len("\\rangle")], (",",))
         return Seq("(", ")", tuple(_strip_assign(_parse_norm(p, {})) for p in items))
+    groups = [p for p in _split_top(t, (";",)) if p]
+    if len(groups) > 1 and all(len(_split_top(p, (",",))) > 1 for p in groups):
+        # p=5, q=2; p=7, q=2: several solutions, each a tuple
+        return SetOf(tuple(_strip_assign(_parse_norm(p, flags)) for p in groups), braced=False)
     items = [p for p in _split_top(t, (",", ";", " or ", " and ", "\\text{or}")) if p]
     if len(items) > 1:
         nodes = [_parse_norm(p, flags) for p in items]
-        lhs = [n.lhs for n in nodes if isinstance(n, Assign)]
+        lhs = [_label_key(n.lhs) for n in nodes if isinstance(n, Assign)]
         if len(lhs) == len(nodes) and len(set(lhs)) == len(lhs):
-            # x = 1, y = 2: a solution of a system, ordered as written
-            return Seq("(", ")", tuple(n.value for n in nodes))
+            # x = 1, y = 2: a solution of a system, ordered as written (and named)
+            return Seq("(", ")", tuple(_strip_assign(n.value) for n in nodes), tuple(lhs))  # type: ignore[union-attr]
         return SetOf(tuple(_strip_assign(n) for n in nodes), braced=False)
+    pipes = _split_top(t, ("|",)) if "|" in t else [t]
+    if len(pipes) > 1 and all(_standalone(p) for p in pipes):
+        # `3 | 4 | 5` lists answers (|x| has an empty part at each bar)
+        return SetOf(tuple(_strip_assign(_parse_norm(p, flags)) for p in pipes), braced=False)
     if "\\pm" in t or "\\mp" in t:
         plus = t.replace("\\pm", "+").replace("\\mp", "-")
         minus = t.replace("\\pm", "-").replace("\\mp", "+")
         return SetOf((_strip_assign(_parse_norm(plus, flags)), _strip_assign(_parse_norm(minus, flags))), braced=False)
-    interval = _inequality_interval(t)
-    if interval is not None:
-        return interval
+    approx = _split_top(t, ("\\approx",))
+    if len(approx) == 2 and all(approx):
+        left, right = approx
+        if _SIMPLE_LHS.match(left) or _is_label(left):
+            return Assign(left, _parse_norm(right, flags))  # x \approx 11: the value 11
+        if fast.is_number(_split_top(left, ("=",))[-1]) is not None:
+            return _parse_norm(left, flags)  # x = 1/3 \approx 0.33: the exact value stated first
+    if len(_split_top(t, _RELATIONS)) > 1:
+        return Relation(_latex_relation(t))
     sides = _split_top(t, ("=",))
-    if len(sides) >= 2 and all(sides) and not any(s.endswith(("<", ">", "!")) for s in sides[:-1]):
-        if _SIMPLE_LHS.match(sides[0]):
-            return Assign(sides[0], _parse_norm(sides[-1], flags))
+    if len(sides) >= 2 and all(sides):
+        value = _parse_norm(sides[-1], flags)
+        if len(sides) == 2 and (_SIMPLE_LHS.match(sides[0]) or _is_label(sides[0])):
+            return Assign(sides[0], value)
+        if len(sides) > 2 and not _contradicts(sides[:-1], sides[-1]):
+            return Assign(sides[0], value)  # a chain a = b = 7: the value is the last side
         return Equation(sides[0], sides[-1])
+    ratio = _split_top(t, (":", "\\colon"))
+    if len(ratio) > 1 and all(ratio):
+        return Seq(":", ":", tuple(_parse_norm(p, {}) for p in ratio))
     choice = re.match(r"^\(?([A-E])\)$|^\(([A-E])\)?$", t)
     if choice:
         return Text((choice.group(1) or choice.group(2)).lower())
+    if re.search(r"(?<![\w^_.])\d+(?:\.\d+)?\s+\d", t):
+        return Text(t)  # `3 4`: two numbers side by side are no number
     return _scalar(t, flags)
+
+
+_DANGLING_END = re.compile(r"(?:[-+*/^=<>,]|\\[a-zA-Z]+)\s*$")
+_DANGLING_START = re.compile(r"^\s*(?:[+*/^=<>,]|\\(?:leq|geq|le|ge|neq|cdot|times|div)(?![a-zA-Z]))")
+
+
+def _standalone(part: str) -> bool:
+    """A piece between bars that is a value of its own (``3`` in ``3 | 4``),
+    not half of ``1 \\leq |z|``."""
+    return bool(part.strip()) and not _DANGLING_END.search(part) and not _DANGLING_START.match(part)
+
+
+def _contradicts(sides: list[str], last: str) -> bool:
+    """A chain whose plain-number sides differ (``3 = 4 = 5``) states no value."""
+    v = fast.is_number(last)
+    return any(fast.is_number(s) is not None and (v is None or fast.is_number(s) != v) for s in sides)
+
+
+def _label_key(lhs: str) -> str:
+    return re.sub(r"[\s{}]", "", lhs)
 
 
 _VAR = r"(?:[a-zA-Z]|\\[a-z]+)"
@@ -580,6 +836,14 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     if isinstance(a, Equation) and isinstance(g, Assign) and isinstance(g.value, Scalar):
         g = Equation(g.lhs, g.value.text)
     g, a = _strip_assign(g), _strip_assign(a)
+    if isinstance(g, Relation) or isinstance(a, Relation):
+        # A relation never equals a number; against a relation, an interval or
+        # a set, sympy decides (x <= 5 vs 5 >= x, |x| < 3 vs (-3, 3)).
+        if isinstance(g, (Relation, Seq, SetOf)) and isinstance(a, (Relation, Seq, SetOf)):
+            if isinstance(a, SetOf) and not a.braced and not a.union and not isinstance(g, SetOf):
+                return False if len(_dedupe(a.items)) > 1 else _judge(g, a.items[0], eq)
+            return eq("REL:" + _render(g), "REL:" + _render(a))
+        return False
     if isinstance(g, Empty) or isinstance(a, Empty):
         return isinstance(g, Empty) and isinstance(a, Empty)
     if isinstance(a, SetOf) and not a.braced and not isinstance(g, SetOf):
@@ -596,6 +860,9 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     if isinstance(g, Seq) and isinstance(a, Seq):
         if (g.open, g.close) != (a.open, a.close) or len(g.items) != len(a.items):
             return False
+        if g.labels and a.labels and sorted(g.labels) == sorted(a.labels) and g.labels != a.labels:
+            order = {name: k for k, name in enumerate(a.labels)}
+            a = Seq(a.open, a.close, tuple(a.items[order[name]] for name in g.labels), g.labels)
         return _all(_judge(x, y, eq) for x, y in zip(g.items, a.items))
     if isinstance(g, Matrix) or isinstance(a, Matrix):
         gm = g.rows if isinstance(g, Matrix) else None
@@ -604,6 +871,10 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
             if [len(r) for r in gm] != [len(r) for r in am]:
                 return False
             return _all(_judge(x, y, eq) for rg, ra in zip(gm, am) for x, y in zip(rg, ra))
+        other = a if gm is not None else g
+        if isinstance(other, Scalar) and "\\begin{" in other.text:
+            # a matrix expression (A + B, A B): sympy evaluates it
+            return eq(_render(g), _render(a))
         return False
     if isinstance(g, Equation) and isinstance(a, Equation):
         d1, d2 = f"({g.lhs})-({g.rhs})", f"({a.lhs})-({a.rhs})"
@@ -613,7 +884,8 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
         flipped = eq(d1, f"-({d2})")
         if flipped:
             return True
-        return None if same is None or flipped is None else False
+        # x^2/16 + y^2/12 = 1/4 is x^2/4 + y^2/3 = 1 scaled: a constant ratio
+        return eq("EQN:" + d1, "EQN:" + d2)
     if isinstance(g, Text) or isinstance(a, Text):
         gt = g.words if isinstance(g, Text) else g.text.lower() if isinstance(g, Scalar) else None
         at = a.words if isinstance(a, Text) else a.text.lower() if isinstance(a, Scalar) else None
@@ -625,9 +897,48 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     return False  # different kinds: a tuple is not a number, an equation not a value
 
 
+def _render(node: Node) -> str:
+    """A node back as LaTeX, for the symbolic worker."""
+    if isinstance(node, Relation):
+        return node.text
+    if isinstance(node, Scalar):
+        return node.text
+    if isinstance(node, Seq):
+        return node.open + ", ".join(_render(x) for x in node.items) + node.close
+    if isinstance(node, SetOf):
+        body = ", ".join(_render(x) for x in node.items)
+        return f"\\{{{body}\\}}" if node.braced else " \\cup ".join(_render(x) for x in node.items)
+    if isinstance(node, Assign):
+        return f"{node.lhs} = {_render(node.value)}"
+    if isinstance(node, Equation):
+        return f"{node.lhs} = {node.rhs}"
+    if isinstance(node, Matrix):
+        return "\\begin{pmatrix}" + " \\\\ ".join(" & ".join(_render(c) for c in r) for r in node.rows) + "\\end{pmatrix}"
+    if isinstance(node, Text):
+        return f"\\text{{{node.words}}}"
+    return "\\emptyset"
+
+
+_DECIMAL = re.compile(r"^\s*[-+]?\d*\.(\d+)\s*$")
+
+
+def decimal_places(gold: str) -> int | None:
+    """Decimals of a gold that is a non-integer decimal literal (``7.78`` -> 2),
+    else None: only such a gold gets a tolerance (``compare``)."""
+    m = _DECIMAL.match(gold)
+    if not m or not m.group(1).rstrip("0"):
+        return None
+    return len(m.group(1))
+
+
+def is_decimal_literal(text: str) -> bool:
+    return bool(_DECIMAL.match(text))
+
+
 def fast_scalar_eq(x: str, y: str) -> bool | None:
-    """The in-process scalar comparison: decides what ``_math_fast`` understands."""
-    return fast.fast_equal(x, y, REL_TOL)
+    """The in-process scalar comparison (gold ``x``, answer ``y``): decides
+    what ``_math_fast`` understands, None otherwise."""
+    return fast.fast_equal(x, y, decimal_places(x), is_decimal_literal(y))
 
 
 # =========================================================================== verdicts
@@ -635,14 +946,54 @@ def fast_scalar_eq(x: str, y: str) -> bool | None:
 
 @dataclass
 class _Pending:
-    gold: str
+    golds: list[str]
     answers: list[str]
     shown: str
+    gold: str
 
 
-def _prepare(completion: str | None, answer: str | None, think_prefilled: bool):
-    """A final verdict when the cheap path decides, else a ``_Pending`` job."""
-    if answer is None or not str(answer).strip():
+def _as_text(value) -> str | None:
+    """A completion or gold as text: bytes are decoded (bad UTF-8 replaced),
+    numbers spelled out; anything else is not text (None)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value) if isinstance(value, float) else str(value)
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def gold_answers(gold: str) -> list[str]:
+    """The gold's answers: its boxes when it has any (boxes joined by a short
+    connector are a list: ``\\boxed{1} and \\boxed{2}``; otherwise the last
+    group counts), the final answer of a written-out solution, else the gold
+    itself."""
+    boxes = _boxes(gold)
+    if boxes:
+        group = [boxes[-1][1]]
+        for (start, content), (nxt, _) in zip(reversed(boxes[:-1]), reversed(boxes[1:])):
+            between = gold[start:nxt]
+            between = between[between.find(content) + len(content):]
+            if len(re.findall(r"[A-Za-z]{2,}", between.replace("boxed", ""))) > 3:
+                break
+            group.insert(0, content)
+        return list(dict.fromkeys(group))
+    if len(gold) > 200 and len(re.findall(r"[A-Za-z]{3,}", _MATH_SPAN.sub(" ", gold))) > 10:
+        stated = _final_answers(gold)
+        if stated:
+            return stated
+    return [gold]
+
+
+def _prepare(completion, answer, think_prefilled: bool):
+    """A final verdict when the cheap path decides, else a ``_Pending`` job.
+
+    Everything here is linear in the text (extraction is one pass; answers
+    longer than ``MAX_FAST_CHARS`` skip the in-process parser).
+    """
+    answer, completion = _as_text(answer), _as_text(completion)
+    if answer is None or not answer.strip():
         return verdict("error", None, "no gold answer")
     split = split_completion(completion, think_prefilled=think_prefilled)
     if not split.closed:
@@ -650,26 +1001,35 @@ def _prepare(completion: str | None, answer: str | None, think_prefilled: bool):
     answers = _final_answers(split.summary)
     if not answers:
         return verdict("unparseable", detail="no final answer after </think>")
+    golds = gold_answers(answer)
     shown = ", ".join(answers)
-    if len(shown) > MAX_FAST_CHARS or len(str(answer)) > MAX_FAST_CHARS:
-        # Regexes and evaluation are linear-ish, but not free: a pathological
-        # multi-kilobyte "answer" is judged where a time limit applies.
-        return _Pending(str(answer), answers, shown)
+    job = _Pending(golds, answers, shown, answer)
+    if len(shown) > MAX_FAST_CHARS or len(", ".join(golds)) > MAX_FAST_CHARS:
+        # a pathological multi-kilobyte "answer" is judged where a time limit applies
+        return job
     try:
-        result = judge_texts(str(answer), answers, fast_scalar_eq)
+        result = judge_texts(golds, answers, fast_scalar_eq)
     except Exception as exc:  # noqa: BLE001 -- a bug in the cheap path must not cost the record: ask sympy
         log.debug("fast path failed on %r vs %r: %s", shown, answer, exc)
         result = None
     if result is None:
-        return _Pending(str(answer), answers, shown)
-    return _decided(result, shown, str(answer), "fast")
+        return job
+    return _decided(result, shown, answer, "fast")
 
 
-def judge_texts(gold: str, answers: list[str], eq: ScalarEq) -> bool | None:
-    """Compare the stated answers (several are a set) with the gold text."""
-    g = _parse(gold)
+def judge_texts(gold: str | list[str], answers: list[str], eq: ScalarEq) -> bool | None:
+    """Compare the stated answers (several are a set) with the gold (several
+    gold answers are a set too)."""
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    # `1,22` is a decimal comma only when the other side is a decimal (else a list)
+    comma = len(golds) == 1 and len(answers) == 1 and any(
+        is_decimal_literal(_normalize(x)[0]) for x in (golds[0], answers[0]))
+    if len(golds) == 1:
+        g = _parse(golds[0], comma)
+    else:
+        g = SetOf(tuple(parse_answer(x) for x in golds), braced=False)
     if len(answers) == 1:
-        a = _parse(answers[0])
+        a = _parse(answers[0], comma)
     else:
         a = SetOf(tuple(parse_answer(x) for x in answers), braced=False)
     return _judge(g, a, eq)
@@ -703,10 +1063,15 @@ def verify_math(completion: str | None, answer: str | None, *, timeout_s: float 
 
 
 def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: float = 5.0,
-                      think_prefilled: bool = False) -> list[dict]:
+                      think_prefilled: bool = False, workers: int | None = None) -> list[dict]:
     """Verdicts for many pairs: the cheap path in this process, only the
-    undecided leftovers go to the symbolic worker (one at a time, each with
-    its own ``timeout_s``)."""
+    undecided leftovers go to symbolic worker processes (``workers`` of
+    them, default 1, judging in parallel; each job has its own ``timeout_s``,
+    which covers its whole judging there).
+
+    One sample never stops the batch: any failure judging it is that
+    sample's ``error`` (or ``timeout``), counted in its verdict.
+    """
     if len(completions) != len(answers):
         raise ValueError(f"{len(completions)} completions but {len(answers)} answers")
     out: list[dict | None] = []
@@ -714,20 +1079,20 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
     for i, (c, g) in enumerate(zip(completions, answers)):
         try:
             got = _prepare(c, g, think_prefilled)
-        except Exception as exc:  # the verifier's own failure is `error`, never `incorrect`
-            log.exception("math verifier failed")
-            got = verdict("error", None, f"verifier failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.debug("math verifier failed on sample %d", i, exc_info=True)
+            got = verdict("error", None, f"verifier failed: {type(exc).__name__}: {_clip(str(exc), 120)}")
         if isinstance(got, _Pending):
             pending.append((i, got))
             out.append(None)
         else:
             out.append(got)
     if pending:
-        from datagen.verify._math_worker import shared_worker
+        from datagen.verify._math_worker import shared_pool
 
-        worker = shared_worker()
-        for i, job in pending:
-            status, result, detail = worker.judge(job.gold, job.answers, timeout_s)
+        pool = shared_pool(max(1, int(workers or 1)))
+        results = pool.judge_many([(job.golds, job.answers) for _, job in pending], timeout_s)
+        for (i, job), (status, result, detail) in zip(pending, results):
             if status == "ok":
                 out[i] = _decided(bool(result), job.shown, job.gold, "symbolic")
             elif status == "timeout":
@@ -735,5 +1100,5 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
                 out[i] = {**verdict("timeout", detail=f"symbolic comparison of {_clip(job.shown)!r} exceeded {timeout_s}s"),
                           "score": None}
             else:
-                out[i] = verdict("error", None, f"symbolic worker failed: {detail}")
+                out[i] = verdict("error", None, f"symbolic worker failed: {_clip(detail)}")
     return out  # type: ignore[return-value]
