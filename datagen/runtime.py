@@ -8,7 +8,7 @@
   ``kill -9`` cannot clean up, so every start sweeps the folders of runs whose
   process is gone (PID *and* start time, so a reused PID is not mistaken).
 - **Children die with us**: the temporary Prefect server is started here
-  (``prefect_server``) in its own session with a parent-death signal
+  (``flows.server.prefect_server``) in its own session with a parent-death signal
   (``PR_SET_PDEATHSIG``: the kernel kills it when we die, ``kill -9``
   included), and is listed in the run folder so the next start's sweep kills
   it too where that signal is not available.
@@ -28,12 +28,10 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -226,67 +224,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def prefect_server(timeout_s: float = 120.0) -> Iterator[str | None]:
-    """A temporary Prefect API server for this command, unless one is configured.
-
-    Yields its API URL (``PREFECT_API_URL`` is set for the block), or None when
-    ``PREFECT_API_URL`` already points somewhere. The server is the one Prefect
-    would start itself (same uvicorn command and env), but in its own session,
-    with a parent-death signal, and listed for the sweep, so it never outlives us.
-    """
-    import prefect
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-
-    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
-        yield None
-        return
-    import httpx
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-        **get_current_settings().to_environment_variables(exclude_unset=True),
-    }
-    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-           "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "error", "--lifespan", "on"]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
-    track_child(proc.pid)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client() as client:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the temporary Prefect server exited with code {proc.returncode} at start")
-                try:
-                    if client.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the temporary Prefect server did not answer within {timeout_s:.0f} s")
-                time.sleep(0.1)
-        os.environ["PREFECT_API_URL"] = url
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-__all__ = ["base_dir", "cleanup", "exit_code", "finish", "prefect_server", "run_dir", "start", "sweep", "track",
+__all__ = ["base_dir", "cleanup", "exit_code", "finish", "run_dir", "start", "sweep", "track",
            "track_child"]
 
 

@@ -80,13 +80,14 @@ def cmd_run(args) -> int:
     from datagen import runtime
     from flows.common import ad_hoc_run_settings
     from flows.progress import cli_progress
+    from flows.server import prefect_server
     from flows.summary import print_summary
 
     # Our own temporary Prefect server (not Prefect's): it dies with this
     # process however it ends (datagen.runtime). Prefect is imported by now, so
     # its log handlers lose their tracebacks unless --debug.
     runtime.quiet_tracebacks(getattr(args, "debug", False))
-    with ad_hoc_run_settings(), runtime.prefect_server(), cli_progress(args.flow):
+    with ad_hoc_run_settings(), prefect_server(), cli_progress(args.flow):
         result = flow_fn(params)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
