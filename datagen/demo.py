@@ -73,11 +73,11 @@ def _accuracy(model_dir: str | Path, rows: list[dict[str, Any]], *, max_new_toke
 
 
 def run(work: Path, *, quick: bool = False) -> dict[str, Any]:
+    from datagen.config import build
     from datagen.files import write_records
     from datagen.records import normalize_row
     from datagen.store import open_store
     from datagen.tinymodel import build_model, build_tokenizer
-    from datagen.config import build
     from flows.ingest import IngestParams, ingest_flow
     from flows.pipeline import PipelineParams, pipeline_flow
     from flows.train import GRPOParams, SFTParams, grpo_flow, sft_flow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -48,7 +49,7 @@ def test_pipeline_writes_every_stage_with_lineage_and_resumes(tmp_path, tiny_mod
     store = Store(params.root)
     chain = ["ingest", "generate", "verify", "filter", "select", "mix"]
     manifests = {stage: store.resolve(out[stage]) for stage in chain}
-    for parent, child in zip(chain, chain[1:]):
+    for parent, child in itertools.pairwise(chain):
         assert [str(p) for p in manifests[child].parents] == [out[parent]], child
     for stage in chain[1:]:
         assert manifests[stage].flow_run_id, stage

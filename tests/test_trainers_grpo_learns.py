@@ -32,7 +32,7 @@ def test_prompt_ignoring_policy_scores_one_tenth():
 
 
 def test_grpo_learns_the_toy_task(tmp_path):
-    before, after, result = run(tmp_path, shuffle=False)
+    before, after, _result = run(tmp_path, shuffle=False)
     assert before <= 0.2
     assert after >= 0.5, f"held-out greedy accuracy {before} -> {after}"
     assert (tmp_path / "run-False-100" / "metrics.jsonl").exists()
