@@ -363,6 +363,38 @@ def test_no_layer_is_silently_missing(pool):
         assert degraded == [], degraded  # CI: the full sandbox
 
 
+BASIC_PROBE = """
+import json, os, sys
+from datagen.verify._sandbox import SandboxPool
+from datagen.verify.code import verify_code
+pool = SandboxPool(1)
+tests = {"kind": "stdin_stdout", "time_limit_s": 1, "cases": [{"input": "2 3\\n", "output": "5\\n"}]}
+out = [pool.isolation]
+for code in ("a, b = map(int, input().split())\\nprint(a + b)", "import os\\nprint(5)\\nos._exit = lambda c: None\\nraise ValueError",
+             "while True:\\n    pass"):
+    out.append(verify_code("```python\\n" + code + "\\n```", tests, pool=pool))
+pool.close()
+print(json.dumps(out))
+"""
+
+
+def test_without_root_it_degrades_and_says_so():
+    # A user namespace without a uid mapping: euid is not 0, as for a non-root user.
+    try:
+        proc = subprocess.run(["unshare", "--user", sys.executable, "-c", BASIC_PROBE], capture_output=True,
+                              text=True, timeout=120, check=False, cwd=REPO)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here")
+    if proc.returncode != 0 and "unshare failed" in proc.stderr:
+        pytest.skip("user namespaces are not available here")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    isolation, *verdicts = json.loads(proc.stdout)
+    assert isolation == "basic"
+    assert [v["outcome"] for v in verdicts] == ["correct", "runtime_error", "timeout"], verdicts
+    assert all("[sandbox degraded: namespaces, minimal root" in v["detail"] for v in verdicts), verdicts
+    assert "code sandbox degraded: namespaces: not running as root" in proc.stderr  # logged
+
+
 def test_memory_cgroup_is_removed_with_its_zygote(layers):
     need(layers, "cgroup")
     p = SandboxPool(1)

@@ -222,6 +222,18 @@ class MemoryCgroup:
             self._write("memory.swappiness", "0", quiet=True)
         else:
             self._write("memory.swap.max", "0", quiet=True)
+        # A cgroup we can create but not move processes into (v2 delegation
+        # rules, read-only files) is no cgroup: find out now, not per test.
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.join()
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            self.remove()
+            raise OSError(f"cannot move processes into {self.path}")
 
     def _write(self, name, value, quiet=False):
         try:
@@ -402,24 +414,25 @@ class Zygote:
         # core): cap the arenas so that threads cost their stacks, not 64 MB each.
         _libc.mallopt(M_ARENA_MAX, 2)
         if os.geteuid() != 0:
-            self.degraded.append("namespaces: not running as root")
-            self.layers.update(namespaces=None, root="host", cgroup=None, seccomp=None)
-            return
-        try:
-            _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWUTS), "unshare(net, ipc, uts, mnt)")
-            # Private first, or every mount below would propagate to the host.
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
-            _libc.sethostname(b"sandbox", 7)
-            self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
-            # A uid of our own (unique among live zygotes: derived from our pid),
-            # so RLIMIT_NPROC is a per-sandbox budget and no other file is ours.
-            self.uid = self.gid = 200000 + os.getpid()
-            self.isolation = "namespaces"
-            self.layers["namespaces"] = "pid,net,ipc,uts,mount"
-        except OSError as exc:
-            self.degraded.append(f"namespaces: {exc}")
-            self.layers.update(namespaces=None, root="host", cgroup=None, seccomp=None)
-            return
+            self.layers["namespaces"] = None
+            self.degraded.append("namespaces: not running as root (no PID, network or mount isolation; "
+                                 "a Python-level socket block only)")
+        else:
+            try:
+                _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWUTS),
+                       "unshare(net, ipc, uts, mnt)")
+                # Private first, or every mount below would propagate to the host.
+                _mount(None, "/", None, MS_REC | MS_PRIVATE)
+                _libc.sethostname(b"sandbox", 7)
+                self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
+                # A uid of our own (unique among live zygotes: derived from our pid),
+                # so RLIMIT_NPROC is a per-sandbox budget and no other file is ours.
+                self.uid = self.gid = 200000 + os.getpid()
+                self.isolation = "namespaces"
+                self.layers["namespaces"] = "pid,net,ipc,uts,mount"
+            except OSError as exc:
+                self.layers["namespaces"] = None
+                self.degraded.append(f"namespaces: {exc}")
         try:
             self.cgroup = MemoryCgroup()
             self.layers["cgroup"] = f"memory {self.cgroup.version}"
@@ -427,12 +440,15 @@ class Zygote:
             self.cgroup = None
             self.layers["cgroup"] = None
             self.degraded.append(f"memory cgroup: {exc} (per-process address-space cap only)")
-        try:
-            _minimal_root(self.uid)
-            self.layers["root"] = "minimal"
-        except OSError as exc:
-            self.layers["root"] = "host"
-            self.degraded.append(f"minimal root: {exc} (host filesystem visible under permissions)")
+        self.layers["root"] = "host"
+        if self.isolation != "namespaces":
+            self.degraded.append("minimal root: needs a mount namespace (host filesystem visible under permissions)")
+        else:
+            try:
+                _minimal_root(self.uid)
+                self.layers["root"] = "minimal"
+            except OSError as exc:
+                self.degraded.append(f"minimal root: {exc} (host filesystem visible under permissions)")
         buf, prog = _seccomp_program()
         if buf is None:
             self.layers["seccomp"] = None
@@ -550,12 +566,12 @@ class Zygote:
                     workdir = WORKDIR if os.path.isdir(WORKDIR) else "/tmp"
                     if workdir == WORKDIR:
                         os.chown(WORKDIR, self.uid, self.gid)
-                    if self.cgroup is not None:
-                        self.cgroup.join()
                 else:
                     import tempfile
 
                     workdir = tempfile.mkdtemp(prefix="datagen-sbx-")
+                if self.cgroup is not None:
+                    self.cgroup.join()
                 setup_r, setup_w = os.pipe()
                 child = os.fork()
             except BaseException as exc:

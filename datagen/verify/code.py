@@ -296,7 +296,9 @@ def _run_cases(pool: SandboxPool, code: str, spec: TestSpec, output_limit_bytes:
     """Run the cases in order on one zygote, stopping at the first failure."""
     with pool.zygote() as zygote:
         # Never silent: a weaker sandbox than the full one says so in every verdict.
-        suffix = f" [sandbox degraded: {'; '.join(zygote.degraded)}]" if zygote.degraded else ""
+        # (Layer names only; the reasons are in the log, once.)
+        names = ", ".join(reason.split(":", 1)[0] for reason in zygote.degraded)
+        suffix = f" [sandbox degraded: {names}]" if names else ""
         for index, case in enumerate(spec.cases):
             execution = zygote.run(_request(code, spec, case, output_limit_bytes))
             failure = _judge(execution, spec, case)
