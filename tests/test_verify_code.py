@@ -91,6 +91,30 @@ def test_timeout_cpu(pool):
     assert v["outcome"] == "timeout" and ("CPU time" in v["detail"] or "wall clock" in v["detail"])
 
 
+def test_killed_by_the_cpu_limit_is_timeout_even_when_rusage_falls_short():
+    from datagen.verify._sandbox import Execution
+    from datagen.verify.code import _judge
+
+    spec = parse_tests(ADD)
+    # rusage is tick-accounted: SIGXCPU at the 1 s limit may report 0.98 s.
+    ex = Execution(status="signaled", signal=24, cpu_s=0.98)
+    assert _judge(ex, spec, spec.cases[0])[0] == "timeout"
+    assert _judge(Execution(status="signaled", signal=11, cpu_s=0.1), spec, spec.cases[0])[0] == "runtime_error"
+
+
+def test_values_equal_survives_what_a_child_can_return():
+    assert not values_equal(10 ** 400, 1e300, 1e-6)  # OverflowError before
+    assert not values_equal(float("nan"), float("nan"), 1e-6)
+    assert compare_stdout("1" * 400 + "\n", "1e300\n", float_tol=1e-6) is not None
+
+
+def test_spec_with_non_finite_tolerance_is_refused():
+    with pytest.raises(InvalidTestSpec, match="float_tol"):
+        parse_tests(dict(ADD, float_tol=float("inf")))
+    with pytest.raises(InvalidTestSpec, match="float_tol"):
+        parse_tests(dict(ADD, float_tol=True))
+
+
 def test_timeout_wall_clock(pool):
     v = run("import time\ntime.sleep(60)", pool=pool)
     assert v["outcome"] == "timeout" and "wall clock" in v["detail"]
@@ -272,8 +296,13 @@ def test_host_root_only_files_unreadable(pool, sandbox_uid):
 
 def test_setsid_background_process_is_killed(pool, sandbox_uid):
     marker = f"{uuid.uuid4().int % 10 ** 6}.{os.getpid()}"  # a unique sleep length to find it by
-    code = ("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-            f"        os.execv('/bin/sleep', ['sleep', {marker!r}])\n    os._exit(0)\nprint(5)")
+    # The interpreter is the one executable the minimal root holds.
+    code = ("import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+            f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep({marker})'])\n"
+            "    os._exit(0)\nimport time\ntime.sleep(0.3)\n"
+            # prints 5 only if the detached sleeper is really running
+            "alive = [p for p in os.listdir('/proc') if p.isdigit() and "
+            f"{marker!r} in open(f'/proc/{{p}}/cmdline').read()]\nprint(5 if alive else 'no sleeper')")
     assert run(code, pool=pool)["outcome"] == "correct"
     assert processes_of(sandbox_uid) == []
     left = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
