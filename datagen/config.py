@@ -173,15 +173,17 @@ def _from_set(key: str, set_keys: frozenset[str]) -> bool:
     return any(key == k or key.startswith(k + ".") for k in set_keys)
 
 
+def source_keys(overrides: Mapping[str, Any]) -> frozenset[str]:
+    """The dotted keys a ``parse_set`` result sets (so ``build`` can blame ``--set`` for them)."""
+    return frozenset(_dotted(overrides))
+
+
 def load(model: type[M], config_file: str | Path | None = None, sets: Sequence[str] = (), *,
          help_hint: str = "") -> M:
-    """YAML file (optional) + dotted ``--set`` overrides -> a validated ``model``.
-
-    A file whose only top-level key is the model's section name is not special-cased here;
-    callers that accept a nested section pass it unwrapped."""
+    """YAML file (optional) + dotted ``--set`` overrides -> a validated ``model``; ``ConfigError`` otherwise."""
     data: dict[str, Any] = load_yaml(config_file) if config_file else {}
     overrides = parse_set(sets)
-    set_keys = frozenset(_dotted(overrides))
+    set_keys = source_keys(overrides)
     return build(model, deep_merge(data, overrides), source=str(config_file) if config_file else "config",
                  set_keys=set_keys, help_hint=help_hint)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
+from filters.config import CodeBlockConfig
 
 #: An opening fence at the start of a line (``` or ~~~, optional language tag).
 _FENCE = re.compile(r"^[ \t]*(```|~~~)", re.MULTILINE)
@@ -22,8 +23,9 @@ class CodeBlockFilter(RowFilter):
 
     name = "code_block"
 
-    def __init__(self, *, allowed_domains: tuple[str, ...] | list[str] = ("code",)):
-        self.allowed_domains = frozenset(allowed_domains)
+    def __init__(self, config: CodeBlockConfig | None = None):
+        """Allowed domains from ``config`` (default: ``filters.config.CodeBlockConfig``)."""
+        self.allowed_domains = frozenset((config or CodeBlockConfig()).allowed_domains)
 
     def check(self, record: Mapping[str, Any]) -> Decision:
         if record.get("domain") in self.allowed_domains:

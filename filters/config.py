@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -126,17 +125,18 @@ class FiltersConfig(BaseModel):
     language: LanguageConfig = LanguageConfig()
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> FiltersConfig:
-        """Load from a YAML file (an empty file gives the defaults).
+    def from_yaml(cls, path: str | Path | None, sets: list[str] | tuple[str, ...] = ()) -> FiltersConfig:
+        """Load from a YAML file plus dotted ``--set`` overrides (``datagen.config``, the one loader);
+        no file gives the defaults. A file may nest the settings under a top-level ``filters:`` key.
+        Raises ``datagen.config.ConfigError`` naming the bad key and where it came from."""
+        from datagen.config import build, deep_merge, load_yaml, parse_set, source_keys
 
-        A file may nest the settings under a top-level ``filters:`` key.
-        """
-        data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise TypeError(f"{path}: expected a mapping of filter name -> settings")
+        data: Any = load_yaml(path) if path else {}
         if set(data) == {"filters"}:
             data = data["filters"] or {}
-        return cls.model_validate(data)
+        overrides = parse_set(sets)
+        return build(cls, deep_merge(data, overrides), source=str(path) if path else "config",
+                     set_keys=source_keys(overrides), help_hint="every key: see filters/config.py")
 
 
 __all__ = [

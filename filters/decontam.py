@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from filters.base import KEEP, DatasetFilter, Decision, drop, slug
+from filters.config import DecontamConfig
 
 _WORD = re.compile(r"\w+")
 _PROMPT_FIELDS = ("prompt", "problem", "question", "instruction")
@@ -58,8 +59,9 @@ class DecontamFilter(DatasetFilter):
 
     name = "decontam"
 
-    def __init__(self, benchmarks: Mapping[str, Sequence[str]], *, ngram: int = 8):
-        self.ngram = ngram
+    def __init__(self, benchmarks: Mapping[str, Sequence[str]], config: DecontamConfig | None = None):
+        """``benchmarks``: name -> texts (``load_benchmarks``); n-gram size from ``config``."""
+        self.ngram = ngram = (config or DecontamConfig()).ngram
         self._grams: dict[tuple[str, ...], str] = {}
         self._short: list[tuple[str, str]] = []  # (" w1 w2 … ", benchmark) for items shorter than n
         for name, texts in benchmarks.items():

@@ -28,6 +28,7 @@ from typing import Any
 
 from datagen.records import normalize_prompt
 from filters.base import KEEP, DatasetFilter, Decision, drop
+from filters.config import DedupConfig
 
 _WORD = re.compile(r"\w+")
 
@@ -45,12 +46,13 @@ class DedupFilter(DatasetFilter):
 
     name = "dedup"
 
-    def __init__(self, *, exact: bool = True, near_threshold: float | None = 0.8, shingle_words: int = 3,
-                 num_perm: int = 128):
-        self.exact = exact
-        self.near_threshold = near_threshold
-        self.shingle_words = shingle_words
-        self.num_perm = num_perm
+    def __init__(self, config: DedupConfig | None = None):
+        """Settings from ``config`` (its defaults are the filter's: ``filters.config.DedupConfig``)."""
+        config = config or DedupConfig()
+        self.exact = config.exact
+        self.near_threshold = config.near_threshold
+        self.shingle_words = config.shingle_words
+        self.num_perm = config.num_perm
         self._permutations = None
 
     def check_all(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:

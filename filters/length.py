@@ -15,6 +15,7 @@ from typing import Any
 
 from datagen.records import split_completion
 from filters.base import KEEP, Decision, RowFilter, drop
+from filters.config import LengthConfig
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
@@ -49,21 +50,15 @@ class LengthFilter(RowFilter):
 
     name = "length"
 
-    def __init__(
-        self,
-        *,
-        tokenizer: str | None = None,
-        min_reasoning_tokens: int | None = None,
-        max_reasoning_tokens: int | None = 32768,
-        min_answer_tokens: int | None = None,
-        max_answer_tokens: int | None = 4096,
-        drop_truncated: bool = True,
-    ):
-        self.min_reasoning_tokens = min_reasoning_tokens
-        self.max_reasoning_tokens = max_reasoning_tokens
-        self.min_answer_tokens = min_answer_tokens
-        self.max_answer_tokens = max_answer_tokens
-        self.drop_truncated = drop_truncated
+    def __init__(self, config: LengthConfig | None = None):
+        """Thresholds from ``config`` (its defaults are the filter's: ``filters.config.LengthConfig``)."""
+        config = config or LengthConfig()
+        tokenizer = config.tokenizer
+        self.min_reasoning_tokens = config.min_reasoning_tokens
+        self.max_reasoning_tokens = config.max_reasoning_tokens
+        self.min_answer_tokens = config.min_answer_tokens
+        self.max_answer_tokens = config.max_answer_tokens
+        self.drop_truncated = config.drop_truncated
         self.counter = "approx"
         self._tokenizer = None
         if tokenizer is not None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
+from filters.config import ParagraphConfig
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _WORDS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]+")
@@ -22,9 +23,11 @@ class ParagraphFilter(RowFilter):
 
     name = "paragraph"
 
-    def __init__(self, *, max_words: int | None = 400, max_chars: int | None = 3000):
-        self.max_words = max_words
-        self.max_chars = max_chars
+    def __init__(self, config: ParagraphConfig | None = None):
+        """Bounds from ``config`` (its defaults are the filter's: ``filters.config.ParagraphConfig``)."""
+        config = config or ParagraphConfig()
+        self.max_words = config.max_words
+        self.max_chars = config.max_chars
 
     def check(self, record: Mapping[str, Any]) -> Decision:
         text = reasoning_of(record)

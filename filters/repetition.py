@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from filters.base import KEEP, Decision, RowFilter, drop, reasoning_of
+from filters.config import RepetitionConfig
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
@@ -80,24 +81,16 @@ class RepetitionFilter(RowFilter):
 
     name = "repetition"
 
-    def __init__(
-        self,
-        *,
-        max_duplicate_line_share: float | None = 0.3,
-        max_duplicate_paragraph_share: float | None = 0.3,
-        top_ngram: int = 4,
-        max_top_ngram_share: float | None = 0.15,
-        min_tail_repeats: int | None = 4,
-        tail_unit_chars: int = 64,
-        tail_window_chars: int = 4000,
-    ):
-        self.max_duplicate_line_share = max_duplicate_line_share
-        self.max_duplicate_paragraph_share = max_duplicate_paragraph_share
-        self.top_ngram = top_ngram
-        self.max_top_ngram_share = max_top_ngram_share
-        self.min_tail_repeats = min_tail_repeats
-        self.tail_unit_chars = tail_unit_chars
-        self.tail_window_chars = tail_window_chars
+    def __init__(self, config: RepetitionConfig | None = None):
+        """Thresholds from ``config`` (its defaults are the filter's: ``filters.config.RepetitionConfig``)."""
+        config = config or RepetitionConfig()
+        self.max_duplicate_line_share = config.max_duplicate_line_share
+        self.max_duplicate_paragraph_share = config.max_duplicate_paragraph_share
+        self.top_ngram = config.top_ngram
+        self.max_top_ngram_share = config.max_top_ngram_share
+        self.min_tail_repeats = config.min_tail_repeats
+        self.tail_unit_chars = config.tail_unit_chars
+        self.tail_window_chars = config.tail_window_chars
 
     def check(self, record: Mapping[str, Any]) -> Decision:
         text = reasoning_of(record).rstrip()

@@ -72,32 +72,20 @@ PROBLEM_LEVEL = "problem-level decision"
 BATCH = 256
 
 
-def _settings(section: Any) -> dict[str, Any]:
-    return section.model_dump(exclude={"enabled"})
-
-
 def build_filter(name: str, config: FiltersConfig) -> RowFilter | DatasetFilter:
-    """One filter from its config section (benchmark files are read here, once)."""
-    s = _settings(getattr(config, name))
+    """One filter from its own config section (benchmark files are read here, once)."""
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter {name!r}; choose from {', '.join(FILTER_NAMES)}")
+    section = getattr(config, name)
     if name == "decontam":
-        if not s["benchmarks"]:
+        if not section.benchmarks:
             raise ValueError("decontam: no benchmark files configured; set decontam.benchmarks in the config")
-        return DecontamFilter(load_benchmarks(s["benchmarks"]), ngram=s["ngram"])
-    if name == "dedup":
-        return DedupFilter(**s)
-    if name == "length":
-        return LengthFilter(**s)
+        return DecontamFilter(load_benchmarks(section.benchmarks), section)
     if name == "answer":
         return AnswerFilter()
-    if name == "code_block":
-        return CodeBlockFilter(**s)
-    if name == "paragraph":
-        return ParagraphFilter(**s)
-    if name == "repetition":
-        return RepetitionFilter(**s)
     if name == "language":
-        return LanguageMixFilter(**s)
-    raise ValueError(f"unknown filter {name!r}; choose from {', '.join(FILTER_NAMES)}")
+        return LanguageMixFilter(**section.model_dump(exclude={"enabled"}))
+    return FILTERS[name](section)
 
 
 def build_filters(config: FiltersConfig, names: Sequence[str] | None = None) -> tuple[list, dict[str, str]]:

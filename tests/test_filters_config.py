@@ -37,3 +37,36 @@ def test_disabled_filters_and_missing_benchmarks_are_skipped_with_a_reason():
 def test_decontam_named_without_benchmarks_fails():
     with pytest.raises(ValueError, match="decontam.benchmarks"):
         build_filters(FiltersConfig(), ["decontam"])
+
+
+def test_one_loader_yaml_plus_dotted_set_and_errors_name_their_source(tmp_path):
+    from datagen.config import ConfigError
+
+    path = tmp_path / "f.yaml"
+    path.write_text("filters:\n  lenght: {max_reasoning_tokens: 10}\n")
+    with pytest.raises(ConfigError) as err:
+        FiltersConfig.from_yaml(path)
+    assert str(err.value).splitlines()[1] == (
+        f"  {path}: lenght: unknown key (did you mean 'length'?; every key: see filters/config.py)")
+    path.write_text("length: {max_reasoning_tokens: 10}\n")
+    cfg = FiltersConfig.from_yaml(path, ["length.max_answer_tokens=7", "dedup.enabled=false"])
+    assert (cfg.length.max_reasoning_tokens, cfg.length.max_answer_tokens, cfg.dedup.enabled) == (10, 7, False)
+    with pytest.raises(ConfigError) as err:
+        FiltersConfig.from_yaml(None, ["paragraph.max_word=3"])
+    assert str(err.value).splitlines()[1] == (
+        "  --set paragraph.max_word: unknown key (did you mean 'paragraph.max_words'?; "
+        "every key: see filters/config.py)")
+
+
+def test_each_filter_default_is_stated_once_in_its_config_section():
+    from filters.runner import build_filter
+
+    for name in ("dedup", "length", "code_block", "paragraph", "repetition"):
+        built = build_filter(name, FiltersConfig())
+        section = getattr(FiltersConfig(), name).model_dump(exclude={"enabled"})
+        for key, value in section.items():
+            if key == "tokenizer":
+                assert built.counter == "approx"
+                continue
+            got = getattr(built, key)
+            assert (sorted(got) if isinstance(got, frozenset) else got) == value, (name, key)

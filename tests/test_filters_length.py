@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datagen.tinymodel import build_tokenizer
-from filters.config import FiltersConfig
+from filters.config import FiltersConfig, LengthConfig
 from filters.length import LengthFilter, approx_tokens
 from filters.runner import run_filters
 
@@ -13,7 +13,7 @@ ROW = {"problem_id": "p", "sample_id": "p:0", "source": "t", "domain": "math", "
 
 def test_local_tokenizer_counts_real_tokens(tmp_path):
     build_tokenizer().save_pretrained(tmp_path / "tok")
-    flt = LengthFilter(tokenizer=str(tmp_path / "tok"), max_reasoning_tokens=21)
+    flt = LengthFilter(LengthConfig(tokenizer=str(tmp_path / "tok"), max_reasoning_tokens=21))
     # The tiny tokenizer is character-level: 22 characters = 22 tokens (the approximation says 6).
     assert flt.count([ROW["reasoning"]]) == [22]
     decision = flt.check(ROW)
@@ -28,7 +28,7 @@ def test_tokenizer_from_config_is_reported_in_stats(tmp_path):
 
 
 def test_approximation_is_labelled():
-    flt = LengthFilter(max_reasoning_tokens=3)
+    flt = LengthFilter(LengthConfig(max_reasoning_tokens=3))
     decision = flt.check(ROW)
     assert flt.counter == "approx" and "(approx)" in decision.detail
     _, stats = run_filters([ROW], names=["length"])

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="run only this filter (repeatable; default: all enabled): decontam, dedup, "
                         "length, answer, code_block, paragraph, repetition, language")
     parser.add_argument("--config", help="filters config YAML (filters.config.FiltersConfig)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a filter setting, dotted keys (e.g. --set length.max_reasoning_tokens=8000)")
     parser.add_argument("--kept-only", action="store_true", help="write only the kept rows")
     parser.add_argument("--stats", help="also write the stats as JSON to this path")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
     from rich.console import Console
     from rich.table import Table
 
@@ -58,11 +59,9 @@ def run(args: argparse.Namespace) -> int:
     except FileFormatError as exc:
         raise CLIError(str(exc)) from None
     try:
-        config = FiltersConfig.from_yaml(args.config) if args.config else FiltersConfig()
-    except FileNotFoundError:
-        raise CLIError(f"{args.config}: no such file") from None
-    except (ValidationError, ValueError, TypeError) as exc:
-        raise CLIError(f"{args.config}: {exc}") from None
+        config = FiltersConfig.from_yaml(args.config, args.sets)
+    except ValueError as exc:  # datagen.config.ConfigError: names the key and its source
+        raise CLIError(str(exc)) from None
     import pyarrow as pa
 
     try:
