@@ -354,6 +354,16 @@ def _register_serve_gc_rm(add) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     sp.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
 
+    sp = add("gc", "remove orphaned shards, markers and abandoned run folders", cmd_gc)
+    sp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    sp.add_argument("--grace", default="24h", metavar="DURATION",
+                    help="only remove objects older than this (e.g. 30m, 24h, 7d; default 24h)")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sp = add("rm", "delete one committed version (its manifest, objects and tags)", cmd_rm)
+    sp.add_argument("ref", metavar="NAME@VERSION")
+    sp.add_argument("--yes", action="store_true", help="really delete (without it: show what would go)")
+
 
 def cmd_serve(args) -> int:
     import socket
@@ -375,4 +385,50 @@ def cmd_serve(args) -> int:
     print(f"datagen viewer on http://{host}:{port}/ (root {store.root}); Ctrl-C stops it", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
+    return 0
+
+
+def _duration(text: str):
+    import datetime as dt
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if not match:
+        raise CLIError(f"--grace {text!r}: write a number and a unit, e.g. 30m, 24h or 7d")
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return dt.timedelta(seconds=seconds)
+
+
+def cmd_gc(args) -> int:
+    from datagen.store.gc import collect_garbage
+
+    store = _store(args)
+    report = collect_garbage(store, grace=_duration(args.grace), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"dry_run": report.dry_run, "removed": report.removed, "bytes": report.bytes,
+                          "kept_young": report.kept_young}, indent=2))
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for key in report.removed:
+        print(f"{verb} {key}")
+    print(f"{verb} {len(report.removed):,} objects ({report.bytes:,} bytes) in {store.root}"
+          + (f"; {len(report.kept_young):,} younger than {args.grace} kept" if report.kept_young else ""))
+    return 0
+
+
+def cmd_rm(args) -> int:
+    from datagen.store.gc import remove_version
+
+    store = _store(args)
+    if "@" not in args.ref:
+        raise CLIError(f"{args.ref!r}: name the version to delete as NAME@VERSION")
+    m = store.resolve(args.ref)
+    if not args.yes:
+        print(f"would delete {m.ref} ({m.rows:,} rows, {len(m.shards)} shards, "
+              f"{sum(s.bytes for s in m.shards):,} bytes); add --yes to delete it")
+        return 2
+    report = remove_version(store, args.ref)
+    moved = ", ".join(f"{t} -> {v or 'removed'}" for t, v in report.refs_moved.items())
+    print(f"deleted {report.ref}: {len(report.removed):,} objects ({report.bytes:,} bytes)"
+          + (f"; refs: {moved}" if moved else ""))
     return 0
