@@ -108,6 +108,7 @@ def _iter_jsonl(path: Path, max_row_bytes: int, check_types: bool) -> Iterator[t
                                              f"byte 0x{line[exc.start]:02x} at column {exc.start + 1} is not UTF-8; "
                                              "re-encode the file as UTF-8", _raw(line))
                 continue
+            text = text.rstrip("\r\n")
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:

@@ -257,7 +257,7 @@ def test_endless_slowdown_fails_in_one_line(s3_root, proxy, tmp_path):
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(DATAGEN + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(DATAGEN + args, check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
