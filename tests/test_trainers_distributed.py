@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,8 +32,8 @@ def _torchrun(kind: str, out_dir: Path) -> list[dict]:
         capture_output=True, text=True, timeout=240, env=env, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return sorted((json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
-                   if line.startswith("RESULT ")), key=lambda r: r["rank"])
+    # Both ranks write to one pipe: their lines can interleave without a newline between them.
+    return sorted((json.loads(m) for m in re.findall(r"RESULT (\{[^{}]*\})", proc.stdout)), key=lambda r: r["rank"])
 
 
 @pytest.mark.slow
