@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="list every parameter of FLOW (type, default, meaning) and exit")
     p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="succeed even when a stage writes an empty version (default: fail, exit 2)")
     p.set_defaults(func=cmd_run)
 
 
@@ -74,6 +76,11 @@ def cmd_run(args) -> int:
     if args.print_config:
         print(json.dumps(params.model_dump(mode="json"), indent=2))
         return 0
+    from datagen.preflight import empty_versions, missing_models
+
+    missing = missing_models(params)
+    if missing:
+        raise CLIError(missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     module, fn_name, _ = FLOWS[args.flow]
     flow_fn = getattr(importlib.import_module(module), fn_name)
 
@@ -93,4 +100,8 @@ def cmd_run(args) -> int:
         print(json.dumps(result, indent=2, default=str))
     else:
         print_summary(result, root=getattr(params, "root", None))
+    empty = [] if args.allow_empty else empty_versions(result, getattr(params, "root", None))
+    if empty:
+        raise CLIError(f"empty result: {', '.join(empty)} has 0 rows; see the stage statistics above "
+                       "(rerun with --allow-empty to accept it)")
     return 0
