@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -86,22 +87,132 @@ def _store(args):
 
 
 def _console():
+    """A console whose tables fit the terminal (see ``_fit``), and plain
+    tab-separated text with every value whole when the output is piped."""
     from rich.console import Console
+    from rich.table import Table
 
-    return Console()
+    class FitConsole(Console):
+        def print(self, *objects, **kwargs):
+            if len(objects) == 1 and isinstance(objects[0], Table) and hasattr(objects[0], "plain_rows"):
+                return _print_fitted(self, objects[0])
+            if not self.is_terminal:
+                kwargs.setdefault("soft_wrap", True)  # a pipe gets whole lines
+            return super().print(*objects, **kwargs)
 
-
-#: Columns whose values must stay on one line (copy-pasteable ids).
-_NO_WRAP = {"dataset", "version", "created", "rows"}
+    return FitConsole(highlight=False)
 
 
 def _table(title: str | None, columns: list[str]):
+    """A table to print with ``_console().print``: cells are plain text (never
+    rich markup), kept whole for piped output and fitted to a terminal."""
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=title, show_lines=False)
+    class FitTable(Table):
+        def add_row(self, *cells, **kwargs):
+            plain = ["" if c is None else str(c) for c in cells]
+            self.plain_rows.append(plain)
+            return super().add_row(*[Text(c) for c in plain], **kwargs)
+
+    t = FitTable(title=title, show_lines=False)
+    t.plain_rows = []
     for c in columns:
-        t.add_column(c, overflow="fold", no_wrap=c in _NO_WRAP)
+        t.add_column(c)
     return t
+
+
+# ----------------------------------------------------------------------------- fitting tables
+
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?%?(?: \(.*\))?$|^$")
+#: Columns kept whole when there is room (in this order): what a user copies into the next command.
+_PREFER_WHOLE = ("version", "ref", "dataset", "statistic", "field")
+#: Columns left out first when a table does not fit (what they say is said elsewhere).
+_OPTIONAL = ("created",)
+#: Narrowest a text column gets before the table is shown one record at a time.
+_MIN_TEXT = 10
+
+
+def _fit_widths(headers: list[str], rows: list[list[str]], width: int) -> list[int] | None:
+    """Column widths that fit ``width``: numbers keep their whole width (a
+    number is never cut), ids to copy too while there is room, other text
+    columns share the rest (cut with an ellipsis). None when the text columns
+    would be cut below ``_MIN_TEXT``: show the table one record at a time."""
+    ncols = len(headers)
+    avail = width - (3 * ncols + 1)  # borders and one space of padding each side
+    natural = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(ncols)]
+    if sum(natural) <= avail:
+        return natural
+    numeric = [bool(rows) and all(_NUMBER.match(r[i]) for r in rows) for i in range(ncols)]
+    fixed = sum(n for n, num in zip(natural, numeric) if num)
+    soft = [i for i in range(ncols) if not numeric[i]]
+
+    def floor(cols):
+        return sum(min(natural[i], _MIN_TEXT) for i in cols)
+
+    for name in _PREFER_WHOLE:
+        if name in headers and headers.index(name) in soft:
+            i = headers.index(name)
+            rest = [j for j in soft if j != i]
+            if avail - fixed - natural[i] >= floor(rest):
+                fixed += natural[i]
+                soft = rest
+    left = avail - fixed
+    if left < floor(soft):
+        return None
+    widths = list(natural)
+    # Water-filling: narrow columns keep their width, wide ones share what is left.
+    pending = sorted(soft, key=lambda i: natural[i])
+    while pending:
+        share = left // len(pending)
+        i = pending.pop(0)
+        widths[i] = min(natural[i], max(min(natural[i], _MIN_TEXT), share))
+        left -= widths[i]
+    return widths
+
+
+def _print_fitted(console, table) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    headers = [str(c.header) for c in table.columns]
+    rows = table.plain_rows
+    if not console.is_terminal:
+        out = console.file
+        if table.title:
+            out.write(f"# {table.title}\n")
+        out.write("\t".join(headers) + "\n")
+        for r in rows:
+            out.write("\t".join(v.replace("\t", " ").replace("\n", " ") for v in r) + "\n")
+        out.flush()
+        return
+    base_print = super(type(console), console).print
+    widths = _fit_widths(headers, rows, console.width)
+    natural = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(len(headers))]
+    if widths != natural and any(h in _OPTIONAL for h in headers):
+        # Drop what is said elsewhere (a version id carries its creation time) before cutting anything.
+        keep = [i for i, h in enumerate(headers) if h not in _OPTIONAL]
+        headers = [headers[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
+        widths = _fit_widths(headers, rows, console.width)
+    if widths is None:
+        # Too many columns for this terminal: one small field/value table per record.
+        fw = min(max(len(h) for h in headers), console.width // 3)
+        for n, r in enumerate(rows, 1):
+            t = Table(title=f"{table.title or ''} — record {n} of {len(rows)}", show_header=False)
+            t.add_column("field", width=fw, no_wrap=True, overflow="ellipsis")
+            t.add_column("value", width=max(_MIN_TEXT, console.width - fw - 7), no_wrap=True, overflow="ellipsis")
+            for h, v in zip(headers, r):
+                t.add_row(Text(h), Text(v))
+            base_print(t)
+        return
+    t = Table(title=table.title)
+    for i, (h, w) in enumerate(zip(headers, widths)):
+        numeric = bool(rows) and all(_NUMBER.match(r[i]) for r in rows)
+        t.add_column(h, width=w, no_wrap=True, overflow="ellipsis", justify="right" if numeric else "left")
+    for r in rows:
+        t.add_row(*[Text(v) for v in r])
+    base_print(t)
 
 
 # ----------------------------------------------------------------------------- ls / show
@@ -168,7 +279,7 @@ def cmd_show(args) -> int:
     if flat:
         st = _table("stats", ["statistic", "value"])
         for k, v in flat.items():
-            st.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+            st.add_row(k, _value(v))
         console.print(st)
     return 0
 
@@ -231,6 +342,17 @@ def _head_rejected(store, m, args) -> int:
     return 0
 
 
+def _value(v: Any) -> str:
+    """A statistic for people: ints with separators, floats to 4 significant digits."""
+    from datagen.store.card import format_value
+
+    return format_value(v)
+
+
+def _delta(d: float) -> str:
+    return f"{d:+,}" if isinstance(d, int) else f"{d:+.4g}"
+
+
 def _short(v: Any, n: int = 80) -> str:
     s = "" if v is None else str(v)
     s = s.replace("\n", "⏎")
@@ -286,7 +408,7 @@ def cmd_diff(args) -> int:
     if stats:
         t = _table("stats", ["statistic", "A", "B", "delta"])
         for k, v in stats.items():
-            t.add_row(k, str(v["a"]), str(v["b"]), "" if v["delta"] is None else f"{v['delta']:+,}")
+            t.add_row(k, _value(v["a"]), _value(v["b"]), "" if v["delta"] is None else _delta(v["delta"]))
         console.print(t)
     if out["config"]:
         t = _table("config", ["key", "A", "B"])
