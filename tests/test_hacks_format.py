@@ -113,6 +113,8 @@ INVISIBLE_ANSWERS = [
     "**  **",
     "...",
     "~\\;~",
+    "```python\n```",
+    "~~~\n\n~~~",
 ]
 
 
@@ -130,6 +132,19 @@ def test_invisible_answer_is_incorrect(answer):
 def test_visible_answer_next_to_invisible_material_still_counts(answer):
     assert has_visible_answer(answer)
     assert reward(f"<think>{REASONING}</think>{answer}") == 1.0
+
+
+@pytest.mark.parametrize("answer", ["The answer is \\boxed{}.", "\\boxed{5} or \\boxed{\\,}", "So the answer is \\boxed{",
+                                    "**Final Answer** \\fbox{\u200b}", "5 \\boxed{\\boxed{}}"])
+def test_an_empty_box_beside_other_text_is_incorrect(answer):
+    assert reason(f"<think>{REASONING}</think>{answer}") == "empty_box"
+    assert reward(f"<think>{REASONING}</think>{answer}") == 0.0
+
+
+@pytest.mark.parametrize("answer", ["\\boxed{\\{\\}}", "\\boxed{\\{1, 2\\}}", "\\boxed{\\boxed{5}}", "\\boxed{a{b}c}",
+                                    "```python\nprint(5)\n```"])
+def test_boxes_and_blocks_with_content_pass(answer):
+    assert reason(f"<think>{REASONING}</think>{answer}") == "ok"
 
 
 @pytest.mark.parametrize("completion", ["\u200b\u200b", " \n\t", "\ufeff", ""])

@@ -61,6 +61,7 @@ REASONS = (
     "short_reasoning",
     "empty_answer",
     "invisible_answer",
+    "empty_box",
     "missing_answer_tags",
     "malformed_answer_tags",
     "text_outside_answer",
@@ -101,6 +102,16 @@ _LATEX_WRAPPER = re.compile(
     r"|mbox|hbox|ensuremath)(?![A-Za-z])"
 )
 _MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\$|[{}]")
+# Escaped braces are ink (``\{\}`` is the empty set); kept through the
+# delimiter removal as a symbol.
+_ESCAPED_BRACE = re.compile(r"\\[{}]")
+# Code fence lines (with their language tag): an empty fenced block shows nothing.
+_CODE_FENCE = re.compile(r"^[ \t]*(?:```|~~~)[^\n`]*$", re.MULTILINE)
+# Box openings and braces, for one left-to-right pass that finds each box's argument.
+_BOX_OR_BRACE = re.compile(r"\\[{}]|\\(?:boxed|fbox|framebox)\s*\{|[{}]")
+#: A box argument longer than this is not checked for visibility (it cannot be
+#: empty in any way that matters, and the check stays linear in the answer).
+_MAX_BOX_CHECK = 400
 
 
 # Runs that may hold an invisible character: anything but printable ASCII.
@@ -133,6 +144,8 @@ def has_visible_answer(answer: str) -> bool:
     invisible characters, empty LaTeX/HTML wrappers, phantoms, spacing and
     chat special tokens are taken away (see the module docstring)."""
     text = html.unescape(answer)  # &#8203; / &nbsp; are invisible characters spelled in ASCII
+    text = _CODE_FENCE.sub("", text)
+    text = _ESCAPED_BRACE.sub("\u2205", text)
     text = _SPECIAL_TOKEN.sub("", text)
     text = _HTML_COMMENT.sub("", text)
     text = _HTML_TAG.sub("", text)
@@ -327,4 +340,27 @@ def _answer_problem(answer: str, where: str) -> str | None:
     if not has_visible_answer(answer):
         return (f"invisible_answer: nothing visible {where} (only invisible characters, spacing, "
                 "empty wrappers or punctuation)")
+    if any(not has_visible_answer(box) for box in box_arguments(answer)):
+        return f"empty_box: a \\boxed{{}} {where} holds nothing visible"
     return None
+
+
+def box_arguments(text: str) -> list[str]:
+    """Arguments of the ``\\boxed{…}`` / ``\\fbox{…}`` in ``text`` (an unclosed box
+    runs to the end), found in one pass; arguments longer than
+    ``_MAX_BOX_CHECK`` characters are left out."""
+    stack: list[int | None] = []  # content start of an open box, None for a plain brace
+    spans: list[tuple[int, int]] = []
+    for m in _BOX_OR_BRACE.finditer(text):
+        token = m.group()
+        if token in ("\\{", "\\}"):
+            continue  # an escaped brace is a symbol, not grouping
+        if token == "{":
+            stack.append(None)
+        elif token == "}":
+            if stack and (start := stack.pop()) is not None:
+                spans.append((start, m.start()))
+        else:
+            stack.append(m.end())
+    spans += [(start, len(text)) for start in stack if start is not None]
+    return [text[a:b] for a, b in spans if b - a <= _MAX_BOX_CHECK]
