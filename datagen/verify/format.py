@@ -21,7 +21,9 @@ cheapest output that would satisfy it:
   the blank Braille cell), of empty wrappers (``\\boxed{}``, ``$ $``,
   ``\\text{}``, ``\\phantom{5}``, LaTeX spacing, HTML tags and comments,
   ``&#8203;``, chat special tokens) or of punctuation alone is
-  ``invisible_answer``: it needs at least one letter, digit or symbol.
+  ``invisible_answer``: it needs at least one letter, digit or symbol. An
+  answer with text beside an empty box (``The answer is \\boxed{}.``) is
+  ``empty_box``: the box is where the final answer goes.
 - *Reasoning that exists.* ``min_reasoning_chars`` is a floor on the
   reasoning's length counted by ``reasoning_length``: visible characters,
   with repeats not counted (distinct character 4-grams), so neither
