@@ -142,7 +142,7 @@ def _drops(lf: pl.LazyFrame, columns: set[str]):
 
 
 def _outcomes(stats: Mapping[str, Any]):
-    outcomes = _find(stats, "outcomes")
+    outcomes = find_stat(stats, "outcomes")
     if not outcomes or not all(isinstance(v, Mapping) for v in outcomes.values()):
         return None
     from datagen.records import OUTCOMES
@@ -164,7 +164,7 @@ def _outcomes(stats: Mapping[str, Any]):
 
 
 def _pass_rate(stats: Mapping[str, Any], lf: pl.LazyFrame, columns: set[str]):
-    hist = _find(stats, "pass_rate_histogram")
+    hist = find_stat(stats, "pass_rate_histogram")
     if hist:
         labels, values = list(hist), [int(v or 0) for v in hist.values()]
     elif "pass_rate" in columns:
@@ -189,7 +189,7 @@ def _pass_rate(stats: Mapping[str, Any], lf: pl.LazyFrame, columns: set[str]):
 
 
 def _composition(stats: Mapping[str, Any]):
-    parts = {k: _find(stats, k) for k in ("by_kind", "by_domain", "by_source")}
+    parts = {k: find_stat(stats, k) for k in ("by_kind", "by_domain", "by_source")}
     parts = {k: v for k, v in parts.items() if isinstance(v, Mapping) and v and
              all(isinstance(x, (int, float)) for x in v.values())}
     if not parts:
@@ -226,7 +226,7 @@ def _training(lf: pl.LazyFrame, columns: set[str]):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _find(stats: Any, key: str) -> Any:
+def find_stat(stats: Any, key: str) -> Any:
     """The first value under ``key`` anywhere in nested stats (stages nest theirs
     under their own name: ``{"select": {"pass_rate_histogram": …}}``)."""
     if not isinstance(stats, Mapping):
@@ -234,7 +234,7 @@ def _find(stats: Any, key: str) -> Any:
     if key in stats:
         return stats[key]
     for v in stats.values():
-        found = _find(v, key)
+        found = find_stat(v, key)
         if found is not None:
             return found
     return None
@@ -253,4 +253,4 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["TRAINING_METRICS", "Plot", "version_plots"]
+__all__ = ["TRAINING_METRICS", "Plot", "find_stat", "version_plots"]
