@@ -52,6 +52,8 @@ _GREEK = {
 _FUNCS: dict[str, Callable[[complex], complex]] = {
     "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "ln": cmath.log, "exp": cmath.exp,
     "log": cmath.log10, "arcsin": cmath.asin, "arccos": cmath.acos, "arctan": cmath.atan,
+    "cot": lambda z: 1 / cmath.tan(z), "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z),
+    "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh,
 }
 _MUL_CMDS = {"cdot", "times"}
 # Exact powers stay exact only while small: a power tower must not hang the
@@ -83,6 +85,29 @@ class _Parser:
         self.i = 0
         self.env = env
         self.free: set[str] = set()
+
+    # -- the algebra values are built in (exact Fractions and complex floats here;
+    #    sympy objects in the symbolic worker's subclass)
+    def num(self, text: str) -> Value:
+        return _number(text)
+
+    def div(self, a: Value, b: Value) -> Value:
+        return _div(a, b)
+
+    def pow(self, a: Value, b: Value) -> Value:
+        return _pow(a, b)
+
+    def root(self, v: Value, k: Value) -> Value:
+        return _root(v, k)
+
+    def const(self, name: str) -> Value:
+        return {"pi": complex(math.pi), "infty": complex(math.inf), "e": complex(math.e), "i": 1j}[name]
+
+    def func(self, name: str, arg: Value) -> Value:
+        try:
+            return _FUNCS[name](complex(arg))
+        except (ValueError, OverflowError, ZeroDivisionError) as exc:
+            raise Unsupported(str(exc)) from None
 
     # -- helpers
     def peek(self) -> tuple[str, str] | None:
@@ -129,7 +154,7 @@ class _Parser:
             if (kind == "op" and text in "*/") or (kind == "cmd" and text[1:] in _MUL_CMDS | {"div"}):
                 self.take()
                 rhs = self.unary()
-                value = _div(value, rhs) if text in ("/", "\\div") else value * rhs
+                value = self.div(value, rhs) if text in ("/", "\\div") else value * rhs
             elif self._starts_atom(tok):
                 if kind == "num" and self.toks[self.i - 1][0] == "num":
                     # `3 4` is two numbers (a hedge or a typo), never 12
@@ -161,7 +186,7 @@ class _Parser:
             else:
                 # `2^10` is written for 2^{10} far more often than for 2^1 * 0.
                 exponent = self.atom()
-            return _pow(base, exponent)
+            return self.pow(base, exponent)
         if tok and tok == ("op", "!"):
             raise Unsupported("factorial")
         return base
@@ -185,7 +210,7 @@ class _Parser:
             if len(tok[1]) > 1:
                 self.i -= 1
                 self.toks[self.i] = ("num", tok[1][1:])
-            return _number(tok[1][0])
+            return self.num(tok[1][0])
         if tok[0] == "var":
             return self._var(tok[1])
         raise Unsupported(f"argument {tok[1]!r}")
@@ -193,7 +218,7 @@ class _Parser:
     def atom(self) -> Value:
         kind, text = self.take()
         if kind == "num":
-            return _number(text)
+            return self.num(text)
         if kind == "var":
             return self._var(text)
         if kind == "op":
@@ -207,18 +232,18 @@ class _Parser:
         if name in ("frac", "dfrac", "tfrac"):
             num = self.group()
             den = self.group()
-            return _div(num, den)
+            return self.div(num, den)
         if name == "sqrt":
             index: Value = Fraction(2)
             if self.peek() == ("op", "["):
                 self.take()
                 index = self.expr()
                 self.expect("]")
-            return _root(self.group(), index)
+            return self.root(self.group(), index)
         if name == "pi":
-            return complex(math.pi)
+            return self.const("pi")
         if name == "infty":
-            return complex(math.inf)
+            return self.const("infty")
         if name in _GREEK:
             return self._var(name)
         if name in _FUNCS:
@@ -226,17 +251,14 @@ class _Parser:
             if tok is None or tok[1] not in "({":
                 raise Unsupported(f"\\{name} without a delimited argument")
             arg = self.atom()
-            try:
-                return _FUNCS[name](complex(arg))
-            except (ValueError, OverflowError) as exc:
-                raise Unsupported(str(exc)) from None
+            return self.func(name, arg)
         raise Unsupported(f"command \\{name}")
 
     def _var(self, name: str) -> Value:
         if name == "e":
-            return complex(math.e)
+            return self.const("e")
         if name == "i":
-            return 1j  # in a final answer, i is the imaginary unit (3 + 4i)
+            return self.const("i")  # in a final answer, i is the imaginary unit (3 + 4i)
         self.free.add(name)
         if self.env is None:
             raise _NeedsEnv(name)
@@ -395,6 +417,34 @@ def compare(gold: Value, ans: Value, gold_decimals: int | None = None, ans_is_de
     return None
 
 
+def proportional(a: str, b: str) -> bool | None:
+    """Are ``a`` and ``b`` (two equations' lhs - rhs) a non-zero constant
+    multiple of each other? Decided exactly at rational points when both are
+    rational functions, else None."""
+    try:
+        names = sorted(_free_names(a) | _free_names(b))
+        if not names or len(names) > 6:
+            return None
+        ratio = None
+        for k in range(5):
+            env = {n: Fraction(_RNG_POINTS[(5 * k + j) % len(_RNG_POINTS)], 991 + 17 * j + 13 * k) for j, n in enumerate(names)}
+            va, _ = evaluate(a, env)  # type: ignore[arg-type]
+            vb, _ = evaluate(b, env)  # type: ignore[arg-type]
+            if not (isinstance(va, Fraction) and isinstance(vb, Fraction)):
+                return None
+            if vb == 0 or va == 0:
+                if va != vb:
+                    return False
+                continue
+            if ratio is None:
+                ratio = va / vb
+            elif va / vb != ratio:
+                return False
+        return ratio is not None
+    except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError, RecursionError):
+        return None
+
+
 def fast_equal(a: str, b: str, gold_decimals: int | None = None, ans_is_decimal: bool = False) -> bool | None:
     """Gold text ``a`` vs answer text ``b``: True/False when the subset
     decides, None to ask sympy. Expressions with variables are only ever
@@ -455,3 +505,59 @@ def is_number(text: str) -> Value | None:
         return value
     except (Unsupported, NeedsVariables, ZeroDivisionError, OverflowError, ValueError, RecursionError):
         return None
+
+
+def to_sympy(text: str):
+    """``text`` in the subset as a sympy expression (exact: decimals become
+    rationals, ``\\log`` is base 10 as in latex2sympy2_extended); raises
+    ``Unsupported`` outside it. For the symbolic worker: a hand parser is
+    ~100x faster than latex2sympy's ANTLR grammar."""
+    import sympy
+
+    funcs = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "ln": sympy.log, "exp": sympy.exp,
+             "log": lambda x: sympy.log(x, 10), "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan,
+             "cot": sympy.cot, "sec": sympy.sec, "csc": sympy.csc, "sinh": sympy.sinh, "cosh": sympy.cosh,
+             "tanh": sympy.tanh}
+
+    class _SympyParser(_Parser):
+        def num(self, text: str):
+            if len(text) > 4000:
+                raise Unsupported("number too long")
+            return sympy.Rational(text)
+
+        def div(self, a, b):
+            return a / b if b != 0 else sympy.zoo
+
+        def pow(self, a, b):
+            return sympy.Pow(a, b)
+
+        def root(self, v, k):
+            if isinstance(k, Fraction):
+                k = sympy.Rational(k.numerator, k.denominator)
+            if k == 0:
+                raise Unsupported("zeroth root")
+            if k.is_Integer and int(k) % 2 == 1 and v.is_number and v.is_negative:
+                return -sympy.root(-v, k)  # real odd root: \\sqrt[3]{-8} = -2
+            return sympy.root(v, k)
+
+        def const(self, name: str):
+            return {"pi": sympy.pi, "infty": sympy.oo, "e": sympy.E, "i": sympy.I}[name]
+
+        def func(self, name: str, arg):
+            return funcs[name](arg)
+
+        def _var(self, name: str):
+            if name == "e":
+                return sympy.E
+            if name == "i":
+                return sympy.I
+            self.free.add(name)
+            return sympy.Symbol(name)
+
+    tokens = tokenize(text)
+    if not tokens:
+        raise Unsupported("empty")
+    try:
+        return _SympyParser(tokens, None).parse()
+    except (RecursionError, IndexError) as exc:
+        raise Unsupported(str(exc)) from None

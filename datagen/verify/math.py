@@ -473,7 +473,11 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
             s = s[len(pre):len(s) - len(post)]
     s = s.replace("$", " ")
     s = re.sub(r"\\(?:displaystyle|textstyle|left\.|right\.|left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])", "", s)
-    s = re.sub(r"\\[dt]frac(?![a-zA-Z])", r"\\frac", s)
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
+    # one-character arguments get their braces: \frac94 = \frac{9}{4}, \sqrt 2 = \sqrt{2}
+    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*([0-9a-zA-Z])(?![0-9a-zA-Z])", r"\\frac\1{\2}", s)
+    s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)
     s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
     if _DEGREES.search(s):
         s = _DEGREES.sub(" ", s)
@@ -495,7 +499,7 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     s = re.sub(r"(?<=[)\]])\s*or\s*(?=[(\[])", ", ", s)  # (11,7)or(7,11)
     s = s.replace("€", " ").replace("£", " ").replace("¥", " ").replace("²", "^2").replace("³", "^3")
     s = re.sub(r"\\varnothing(?![a-zA-Z])", "\\\\emptyset", s)
-    s = s.replace("**", "^").replace("{,}", ",")
+    s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", s.replace("**", "^"))
     s = " ".join(s.split())
     s = s.rstrip(".").strip()
     bracketed = bool(s) and s[0] in "([{\\" and s[-1] in ")]}"
@@ -674,6 +678,14 @@ def _parse_norm(t: str, flags: dict) -> Node:
     choice = re.match(r"^\(?([A-E])\)$|^\(([A-E])\)?$", t)
     if choice:
         return Text((choice.group(1) or choice.group(2)).lower())
+    base = re.fullmatch(r"([0-9A-Za-z]+)_\{?(\d{1,2})\}?", t)
+    if base and 2 <= int(base.group(2)) <= 36:
+        try:
+            return Scalar(str(int(base.group(1), int(base.group(2)))))  # 1112112_3: a numeral in base 3
+        except ValueError:
+            pass
+    if not re.search(r"[0-9A-Za-z]", t):
+        return Text(t)  # punctuation only (`\(`): no value
     if re.search(r"(?<![\w^_.])\d+(?:\.\d+)?\s+\d", t):
         return Text(t)  # `3 4`: two numbers side by side are no number
     return _scalar(t, flags)
@@ -842,6 +854,12 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
         if isinstance(g, (Relation, Seq, SetOf)) and isinstance(a, (Relation, Seq, SetOf)):
             if isinstance(a, SetOf) and not a.braced and not a.union and not isinstance(g, SetOf):
                 return False if len(_dedupe(a.items)) > 1 else _judge(g, a.items[0], eq)
+            if isinstance(g, Relation) and isinstance(a, Relation) and g.text.replace(" ", "") == a.text.replace(" ", ""):
+                return True
+            gr, ar = _region(g), _region(a)
+            if gr is not None and ar is not None:
+                # an interval gold wants an interval, not a relation (as math-verify)
+                return False if isinstance(g, Seq) and isinstance(a, Relation) else gr == ar
             return eq("REL:" + _render(g), "REL:" + _render(a))
         return False
     if isinstance(g, Empty) or isinstance(a, Empty):
@@ -935,9 +953,119 @@ def is_decimal_literal(text: str) -> bool:
     return bool(_DECIMAL.match(text))
 
 
+_REL_OPS = ("<=", ">=", "<", ">", "\\neq", "\\leq", "\\geq")
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "\\neq": "\\neq"}
+_INF = ("\\infty", "+\\infty", "-\\infty", "\\infinity")
+
+Region = tuple  # (lo, lo_closed, hi, hi_closed) with None for an infinite end, or ("neq", r)
+
+
+def _split_rel(text: str) -> list[str]:
+    """``-2 <= x < 7`` -> ["-2", "<=", "x", "<", "7"] (top level only)."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            op = next((o for o in _REL_OPS if text.startswith(o, i)), None)
+            if op is not None:
+                out += [text[start:i].strip(), {"\\leq": "<=", "\\geq": ">="}.get(op, op)]
+                i += len(op)
+                start = i
+                continue
+        i += 1
+    return out + [text[start:].strip()]
+
+
+def _linear(lhs: str, rhs: str, var: str) -> tuple[Fraction, Fraction] | None:
+    """(a, b) with lhs - rhs = a*var + b exactly, or None if not linear/exact."""
+    vals = []
+    for x in (0, 1, 2, 7):
+        env = {var: Fraction(x)}
+        try:
+            v = fast.evaluate(lhs, env)[0] - fast.evaluate(rhs, env)[0]  # type: ignore[arg-type]
+        except (fast.Unsupported, fast.NeedsVariables, ZeroDivisionError, ValueError, OverflowError):
+            return None
+        if not isinstance(v, Fraction):
+            return None
+        vals.append(v)
+    a, b = vals[1] - vals[0], vals[0]
+    if any(vals[k] != a * x + b for k, x in enumerate((0, 1, 2, 7))):
+        return None
+    return a, b
+
+
+def _ray(op: str, r: Fraction) -> Region:
+    return {"<": (None, False, r, False), "<=": (None, False, r, True),
+            ">": (r, False, None, False), ">=": (r, True, None, False)}[op]
+
+
+def _intersect(p: Region, q: Region) -> Region:
+    lo, lc = p[0], p[1]
+    if q[0] is not None and (lo is None or q[0] > lo or (q[0] == lo and not q[1])):
+        lo, lc = q[0], q[1]
+    hi, hc = p[2], p[3]
+    if q[2] is not None and (hi is None or q[2] < hi or (q[2] == hi and not q[3])):
+        hi, hc = q[2], q[3]
+    return (lo, lc, hi, hc)
+
+
+def _region(node: Node) -> Region | None:
+    """The exact solution set of a linear inequality in one variable
+    (``-x > -1``, ``5 >= x``, ``-2 <= x < 7``, ``x \\neq 3``) or an interval
+    with rational ends; None for anything else (sympy decides)."""
+    if isinstance(node, Seq) and node.open in "([" and node.close in ")]" and len(node.items) == 2 and not node.labels:
+        ends = []
+        for item, side in zip(node.items, ("lo", "hi")):
+            if not isinstance(item, Scalar) or item.unit or item.percent or item.degrees:
+                return None
+            t = item.text.replace(" ", "")
+            if t in _INF:
+                if (side == "lo") != t.startswith("-"):
+                    return None
+                ends.append(None)
+                continue
+            v = fast.is_number(t)
+            if not isinstance(v, Fraction):
+                return None
+            ends.append(v)
+        return (ends[0], node.open == "[" and ends[0] is not None, ends[1], node.close == "]" and ends[1] is not None)
+    if not isinstance(node, Relation):
+        return None
+    parts = _split_rel(node.text)
+    if len(parts) not in (3, 5) or not all(parts[::2]):
+        return None
+    try:
+        names = set().union(*(fast._free_names(p) for p in parts[::2]))
+    except fast.Unsupported:
+        return None
+    if len(names) != 1:
+        return None
+    var = next(iter(names))
+    region: Region = (None, False, None, False)
+    for k in range(0, len(parts) - 2, 2):
+        lhs, op, rhs = parts[k], parts[k + 1], parts[k + 2]
+        lin = _linear(lhs, rhs, var)
+        if lin is None or lin[0] == 0:
+            return None
+        a, b = lin
+        r = -b / a
+        if op == "\\neq":
+            return ("neq", r) if len(parts) == 3 else None
+        region = _intersect(region, _ray(op if a > 0 else _FLIP[op], r))
+    return region
+
+
 def fast_scalar_eq(x: str, y: str) -> bool | None:
     """The in-process scalar comparison (gold ``x``, answer ``y``): decides
     what ``_math_fast`` understands, None otherwise."""
+    if x.startswith("EQN:") and y.startswith("EQN:"):
+        return fast.proportional(x[4:], y[4:])
+    if x.startswith("REL:") or y.startswith("REL:"):
+        return None
     return fast.fast_equal(x, y, decimal_places(x), is_decimal_literal(y))
 
 
