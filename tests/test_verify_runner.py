@@ -225,3 +225,28 @@ def test_datagen_verify_survives_hostile_rows(tmp_path, verifier, out_ext):
     outcomes = [r["verdicts"][verifier]["outcome"] for r in got]
     assert outcomes[0] == outcomes[-1] == "correct"
     assert all(o in OUTCOMES and o != "correct" for o in outcomes[1:-1]), outcomes
+
+
+@pytest.mark.parametrize("verifier", ["math", "code", "format"])
+def test_datagen_verify_accounts_for_wrongly_typed_rows(tmp_path, verifier):
+    """Rows whose completion or gold is of the wrong type: each one ends either
+    in the output with a typed verdict (the runner's reading) or in the
+    quarantine file with its reason (the CLI's input checks) — never lost,
+    never a crash — and every other row is written."""
+    wrong = [{"completion": 5}, {"completion": {"text": "<think>r</think>5"}}, {"completion": ["a", "b"]},
+             {"completion": None}, {"completion": True}]
+    if verifier == "math":
+        wrong += [{"completion": "<think>r</think>\\boxed{5}", "answer": {"v": 5}},
+                  {"completion": "<think>r</think>\\boxed{5}", "answer": [5]}]
+    rows = [record(0, **GOOD[verifier])]
+    rows += [record(k, **{**GOOD[verifier], **fields}) for k, fields in enumerate(wrong, 1)]
+    rows.append(record(len(rows), **GOOD[verifier]))
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_records(src, rows)
+    assert main(["verify", str(src), "--verifier", verifier, "--output", str(out), "--no-progress"]) == 0
+    got = {r["i"]: r["verdicts"][verifier]["outcome"] for r in read_records(out)}
+    rejected = tmp_path / "out.jsonl.rejected.jsonl"
+    quarantined = [json.loads(line)["line"] for line in rejected.read_text().splitlines()] if rejected.exists() else []
+    assert got[0] == got[len(rows) - 1] == "correct"
+    for i in range(1, len(rows) - 1):
+        assert (i in got and got[i] in ("error", "unparseable")) or (i + 1) in quarantined, (i, got, quarantined)
