@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from datagen.language import _SAME_LANGUAGE, _SENTENCE, _WORD, clean, fasttext_model
+from datagen.language import _SAME_LANGUAGE, clean, fasttext_model, sentences
 from filters.language import LanguageMixFilter
 
 DATA = Path(__file__).parent / "data"
@@ -53,12 +53,10 @@ def fasttext_whole(text: str, language: str) -> bool:
 def fasttext_sentence(text: str, language: str) -> bool:
     predict = fasttext_model().f.predict
     foreign = total = 0
-    for sentence in _SENTENCE.split(clean(text)):
-        n = len(_WORD.findall(sentence))
-        if not n:
-            continue
+    for words in sentences(text):
+        n = len(words)
         total += n
-        prob, label = predict(sentence.strip() + "\n", 1, 0.0, "replace")[0]
+        prob, label = predict(" ".join(words) + "\n", 1, 0.0, "replace")[0]
         if label[9:] not in _same(language) and prob >= 0.5:
             foreign += n
     return foreign > 2 and foreign / max(total, 1) > 0.01

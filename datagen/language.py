@@ -67,35 +67,23 @@ _DELIMITED = re.compile(
     re.DOTALL,
 )
 _URL = re.compile(r"https?://\S+|www\.\S+")
-#: A whitespace-delimited token holding a code/math symbol: dp[i], a_n, f(x), x+1, a.b.
-_SYMBOL_TOKEN = re.compile(r"(?<!\S)[^\s_=<>+*/^|\\{}\[\]#@~()]*[_=<>+*/^|\\{}\[\]#@~()]\S*")
-#: Identifiers inside running text: dotted names (np.sum), camelCase, letters glued to digits (x1).
-#: Each alternative starts at the give-away character (the dot, the inner
-#: capital, the digit) so the scan stays fast; what is left ("np", "prefix",
-#: "x") is a short word that changes no sentence's language.
-_IDENTIFIER = re.compile(r"(?<=[A-Za-z])(?:\.[A-Za-z_][\w.]*|\d\w*)|(?<=[a-z])[A-Z]\w*")
-#: Markdown emphasis and headings glued to words ("**Answer:**", "*not*", "## Step").
-_MARKDOWN = re.compile(r"\*+|(?<!\S)#+(?=\s)|(?<!\w)__|__(?!\w)")
-_UNIT = re.compile(
-    r"(?<=\d)\s?(?:km|cm|mm|nm|µm|kg|mg|g|m|s|ms|µs|ns|h|min|Hz|kHz|MHz|GHz|B|KB|kB|MB|GB|TB|W|kW|V|mA|A|J|kJ|"
-    r"N|Pa|kPa|K|mol|L|mL|ml|°C|°F|°)(?![A-Za-z])"
-)
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f"
 _SENTENCE = re.compile(r"(?<=[.!?;:؟।])\s+|[。！？；：\n।॥؟]+")
+_CJK_SENTENCE = re.compile(r"[。！？；：]+")
+_LATIN_SENTENCE = re.compile(r"[.!?;:]\s+")
 #: A word: one Han/kana/Thai character, or a run of other letters (apostrophes
 #: and inner hyphens kept: "l'équation", "Gauss-Jordan").
 _WORD = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+(?:['’\-][^\W\d_{_CJK}]+)*")
-#: The same, keeping the combining vowel signs of Devanagari and Arabic inside
-#: the word (Python's \w leaves them out); slower, so used only when needed.
+#: Combining vowel signs of Devanagari and Arabic: part of a word, though
+#: Python's ``isalpha``/``\w`` leave them out.
 _MARKS = "\u0300-\u036f\u0900-\u0903\u093a-\u094f\u0962\u0963\u064b-\u065f\u0670"
-_LETTERS = rf"(?:[^\W\d_{_CJK}]|[{_MARKS}])+"
-_WORD_MARKS = re.compile(rf"[{_CJK}]|{_LETTERS}(?:['’\-]{_LETTERS})*")
-_HAS_MARKS = re.compile(rf"[{_MARKS}]")
+_LETTERS = rf"(?:[^\W\d_]|[{_MARKS}])+"
+#: A whole token that is one word: letters (with marks), inner ' ’ - allowed.
+_WORD_TOKEN = re.compile(rf"{_LETTERS}(?:['’\-]{_LETTERS})*")
+_HAS_CJK = re.compile(rf"[{_CJK}]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _NON_LATIN = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff]")
 _PARAGRAPH = re.compile(r"\n\s*\n")
-
-
 #: Code outside fences: an indented block line, or a line that opens like code.
 _CODE_LINE = re.compile(
     r"^(?: {4,}|\t+)\S.*$"
@@ -103,19 +91,93 @@ _CODE_LINE = re.compile(
     r"for \w+ in .*:$|while .*:$|if .*:$|[{}]\s*$|//)[^\n]*$",
     re.MULTILINE,
 )
+#: Punctuation stripped from both ends of a token before it is judged.
+_STRIP = "".join(sorted(set(
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«»“”‘’„…—–·•，。！？；：、（）「」『』【】《》〈〉،؛؟।॥"
+)))
+#: A token ending in one of these ends a sentence.
+_SENTENCE_END = frozenset(".!?;:؟।॥")
+#: Units after a number are no words ("5 km", "3 kg"); the pattern starts
+#: at the digit so the scan stays fast.
+_UNIT = re.compile(r"(\d) ?(?:km|cm|mm|nm|µm|kg|mg|g|m|s|ms|µs|ns|h|min|Hz|kHz|MHz|GHz|KB|kB|MB|GB|TB|W|kW|V|mA|A|J|"
+                   r"kJ|N|Pa|kPa|K|mol|L|mL|ml|°C|°F)(?![^\W\d_])")
 
 
 def clean(text: str) -> str:
-    """``text`` without code, LaTeX, URLs, identifiers, numbers' units and symbol tokens."""
+    """``text`` without fenced/inline code, code lines, LaTeX, URLs and Markdown emphasis.
+
+    What is left is split into words by ``sentences``, which also drops the
+    tokens that are no words: numbers, identifiers and math glued into tokens
+    (``dp[i]``, ``a_n``, ``np.sum``, ``maxValue``, ``x1``, ``f(x)=``) and units after numbers.
+    """
     text = _DELIMITED.sub(" ", text)
     text = _CODE_LINE.sub(" ", text)
     if "://" in text or "www." in text:
         text = _URL.sub(" ", text)
-    if "*" in text or "#" in text or "__" in text:
-        text = _MARKDOWN.sub(" ", text)
-    text = _SYMBOL_TOKEN.sub(" ", text)
-    text = _IDENTIFIER.sub(" ", text)
-    return _UNIT.sub(" ", text)
+    if "*" in text:
+        text = text.replace("*", " ")  # **bold**, *emphasis*
+    return _UNIT.sub(r"\1 ", text)
+
+
+def _is_compound(core: str) -> bool:
+    """A token core that is one word though not ``isalpha``: elided/hyphenated words, Devanagari/Arabic marks."""
+    return not core.isalpha() and _WORD_TOKEN.fullmatch(core) is not None
+
+
+def _latin_sentences(line: str) -> list[list[str]]:
+    """``_token_words`` for a line with only Latin letters (the common case, kept fast)."""
+    out = []
+    for sent in _LATIN_SENTENCE.split(line):
+        cores = [t.strip(_STRIP) for t in sent.split()]
+        # Words: letters in one case pattern (lower, Title, UPPER); camelCase is an identifier.
+        words = [c for c in cores if c and ((c.isalpha() and (c.islower() or c.istitle() or c.isupper()))
+                                            or _is_compound(c))]
+        if words:
+            out.append(words)
+    return out
+
+
+def _token_words(line: str, cjk: bool) -> list[list[str]]:
+    """One line of cleaned text as sentences of words.
+
+    A word is a whitespace token whose core (end punctuation stripped) is
+    letters, with inner apostrophes/hyphens allowed; camelCase tokens and
+    tokens holding digits, dots or symbols are identifiers, numbers or math,
+    so no words. With ``cjk``, each Han/kana/Thai character is a word.
+    """
+    sentences: list[list[str]] = []
+    current: list[str] = []
+    for tok in line.split():
+        core = tok.strip(_STRIP)
+        if core:
+            if core.isalpha():
+                if core.islower() or core.istitle() or core.isupper():
+                    current.append(core)
+                elif cjk and _HAS_CJK.search(core):
+                    current.extend(_WORD.findall(core))
+                elif not core.isascii():
+                    current.append(core)  # caseless scripts (Arabic, Hangul, …)
+                # else camelCase: an identifier
+            elif cjk and _HAS_CJK.search(core):
+                current.extend(_WORD.findall(core))
+            elif _WORD_TOKEN.fullmatch(core):
+                current.append(core)  # Devanagari/Arabic with marks, or hyphenated/elided words
+        if tok[-1] in _SENTENCE_END and current:
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def sentences(text: str) -> list[list[str]]:
+    """The words of ``text``, by sentence, as the measure counts them (after ``clean``)."""
+    out: list[list[str]] = []
+    for line in clean(text).split("\n"):
+        cjk = _HAS_CJK.search(line) is not None
+        for part in _CJK_SENTENCE.split(line) if cjk else (line,):
+            out.extend(_token_words(part, cjk))
+    return out
 
 
 # ---------------------------------------------------------------------- the answer
@@ -190,6 +252,16 @@ def _script(ch: str) -> str:
     return "other"
 
 
+class _ScriptMemo(dict):
+    """``_script`` memoised per character (a dict lookup instead of a call per word)."""
+
+    def __missing__(self, ch: str) -> str:
+        self[ch] = value = _script(ch)
+        return value
+
+
+_SCRIPT_OF = _ScriptMemo()
+
 _SCRIPTS: dict[str, frozenset[str]] = {
     "zh": frozenset({"han"}),
     "ja": frozenset({"han", "kana"}),
@@ -229,24 +301,33 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "from", "an", "at", "all", "have", "has", "there", "its", "now", "since", "i", "our", "us", "each",
         "when", "where", "what", "how", "into", "these", "those", "would", "should", "must", "will", "does",
         "do", "than", "also", "because", "thus", "here", "gives", "get", "need", "they", "were", "been",
+        "my", "you", "your", "one", "two", "only", "more", "most", "some", "any", "no", "just", "again", "first",
+        "out", "up", "about", "into", "over", "after", "before", "like", "still", "same", "other", "every",
     ]),
     "fr": frozenset([
         "le", "la", "les", "de", "des", "du", "et", "est", "un", "une", "que", "qui", "dans", "pour",
         "nous", "on", "en", "ce", "il", "pas", "sur", "par", "avec", "donc", "au", "aux", "sont", "mais",
         "cette", "ou", "si", "alors", "ne", "je", "vérifions", "calculons", "avons", "c'est", "d'abord",
         "puis", "ces", "leur", "elle", "être", "fait", "comme", "où", "ainsi", "chaque", "d'où", "l'on",
+        "a", "y", "plus", "tout", "tous", "toutes", "deux", "entre", "sans", "sous", "encore", "très", "peut",
+        "doit", "faut", "était", "été", "même", "aussi", "ici", "moi", "nos", "notre", "son", "sa", "ses",
     ]),
     "de": frozenset([
         "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "zu", "den", "von", "mit", "sich", "des",
         "auf", "für", "im", "dem", "wir", "es", "auch", "als", "wenn", "dann", "also", "noch", "wie", "oder",
         "ich", "sind", "einen", "einer", "wird", "werden", "hat", "haben", "aus", "bei", "nach", "dass",
         "jetzt", "nun", "damit", "daher", "somit", "uns", "jede", "jeder", "kann", "muss", "gilt", "aber",
+        "was", "man", "um", "ab", "ob", "nur", "schon", "hier", "weil", "dieser", "diese", "dieses", "sein",
+        "einem", "keine", "kein", "mal", "mehr", "sehr", "so", "da", "zum", "zur", "vom", "beim", "am", "ins",
+        "durch", "über", "unter", "vor", "zwei", "beide", "alle", "alles", "mich", "mir", "habe", "hatte",
     ]),
     "es": frozenset([
         "el", "la", "los", "las", "de", "y", "que", "en", "un", "una", "es", "por", "con", "para", "del",
         "se", "no", "lo", "como", "más", "pero", "entonces", "si", "su", "al", "son", "está", "este",
         "esta", "esto", "hay", "cada", "ahora", "porque", "donde", "tenemos", "podemos", "así", "pues",
         "sus", "sobre", "también", "muy", "ya", "sea", "luego",
+        "a", "o", "hasta", "desde", "entre", "sin", "dos", "todo", "todos", "otra", "otro", "vez", "ese", "esa",
+        "eso", "me", "mi", "nos", "tiene", "puede", "debe", "fue", "era", "están", "estos", "estas", "hace",
     ]),
     "it": frozenset([
         "il", "lo", "la", "gli", "le", "di", "e", "che", "un", "una", "è", "per", "con", "non", "del",
@@ -265,8 +346,12 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "или", "его", "при", "же", "уже", "все", "а", "к", "у", "от", "значит", "поэтому", "есть", "будет",
     ]),
 }
+#: Short words several of these languages use often ("a" in French and
+#: Spanish, "in" and "so" in German): never taken as a sign of another language.
+_AMBIGUOUS = frozenset(["a", "o", "e", "i", "y", "in", "an", "so", "no", "se", "me", "on", "en", "es", "as", "da",
+                        "do", "du", "te", "per", "non", "ma", "mal", "par", "con"])
 _FOREIGN_MARKERS: dict[str, frozenset[str]] = {
-    lang: frozenset().union(*(w for other, w in _FUNCTION_WORDS.items() if other != lang)) - own
+    lang: frozenset().union(*(w for other, w in _FUNCTION_WORDS.items() if other != lang)) - own - _AMBIGUOUS
     for lang, own in _FUNCTION_WORDS.items()
 }
 _LATIN_FUNCTION_WORDS = frozenset().union(*(w for lang, w in _FUNCTION_WORDS.items() if lang != "ru"))
@@ -390,6 +475,42 @@ class LanguageReport:
                 + (f"; {langs}" if langs else "") + ")")
 
 
+_SCRIPT_RANGES = {
+    "han": "\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff", "kana": "\u3040-\u30ff",
+    "hangul": "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f", "cyrillic": "\u0400-\u052f",
+    "arabic": "\u0600-\u06ff\u0750-\u077f", "devanagari": "\u0900-\u097f", "greek": "\u0370-\u03ff\u1f00-\u1fff",
+    "hebrew": "\u0590-\u05ff", "thai": "\u0e00-\u0e7f",
+}
+#: Per target decided by script alone: a letter outside the target's scripts.
+_ONLY_TARGET_LETTERS = {
+    lang: re.compile("[^\\W\\d_" + "".join(_SCRIPT_RANGES[sc] for sc in _SCRIPTS[lang]) + "]")
+    for lang in _SCRIPT_DECIDES if lang in _SCRIPTS
+}
+
+_ONLY_JAPANESE = re.compile("[^\\W\\d_" + _SCRIPT_RANGES["han"] + _SCRIPT_RANGES["kana"] + "]")
+
+
+class _Counts:
+    """Running counts of one ``analyze`` call."""
+
+    __slots__ = ("foreign", "foreign_langs", "lang", "latin_neutral", "neutral", "same", "target", "targets")
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.targets = scripts_for(lang)
+        self.same = _SAME_LANGUAGE.get(lang, frozenset({lang}))
+        self.target = self.foreign = self.neutral = self.latin_neutral = 0
+        self.foreign_langs: dict[str, int] = {}
+
+    def move_to_foreign(self, n: int, language: str, *, from_neutral: bool = False) -> None:
+        if from_neutral:
+            self.neutral -= n
+        else:
+            self.target -= n
+        self.foreign += n
+        self.foreign_langs[language] = self.foreign_langs.get(language, 0) + n
+
+
 @dataclasses.dataclass
 class LanguageAnalyzer:
     """The measurement (module docstring). Parameters:
@@ -422,85 +543,118 @@ class LanguageAnalyzer:
     def analyze(self, text: str, language: str) -> LanguageReport:
         """Count target, foreign and neutral words of ``text`` for target ``language`` (ISO 639-1)."""
         lang = (language or "en").split("-")[0].lower()
-        targets = scripts_for(lang)
-        same = _SAME_LANGUAGE.get(lang, frozenset({lang}))
-        latin_target = targets == _LATIN
-        cleaned = clean(text or "")
-        # Fast path: no letters outside Latin in a Latin-script text means
-        # no cross-script work; only sentence language ID remains.
-        cross = not latin_target or _NON_LATIN.search(cleaned) is not None
-        script_decides = lang in _SCRIPT_DECIDES
-        target = foreign = neutral = latin_neutral = 0
-        foreign_langs: dict[str, int] = {}
-        predict = None
-        word_rx = _WORD_MARKS if _HAS_MARKS.search(cleaned) else _WORD
-        for sentence in _SENTENCE.split(cleaned):
-            words = word_rx.findall(sentence)
-            if not words:
+        counts = _Counts(lang)
+        latin_target = counts.targets == _LATIN
+        only_target = _ONLY_TARGET_LETTERS.get(lang) if lang in _SCRIPT_DECIDES else None
+        for line in clean(text or "").split("\n"):
+            if not line or line.isspace():
                 continue
-            if cross:
-                t, f, n, own = self._split_scripts(words, targets, lang, foreign_langs)
-                if n and not latin_target and t == 0:
-                    latin_neutral += sum(1 for w in words if _script(w[0]) == "latin" and not w.isupper())
-            else:
-                t, f, n, own = len(words), 0, 0, words
-            target += t
-            foreign += f
-            neutral += n
-            if t == 0 or script_decides:
+            if latin_target:
+                if _NON_LATIN.search(line) is None:
+                    self._latin_line(line, counts)
+                    continue
+            elif lang == "ja" and not _ONLY_JAPANESE.search(line):
+                self._japanese_line(line, counts)
                 continue
-            if lang == "ja":
-                # Kana marks Japanese; a long kana-free sentence may be Chinese.
-                if _KANA.search(sentence):
-                    continue
-                if _SIMPLIFIED_ONLY.search(sentence):
-                    target, foreign = target - t, foreign + t
-                    foreign_langs["zh"] = foreign_langs.get("zh", 0) + t
-                    continue
-                if t < self.ja_probe_chars:
-                    continue
-                probe, lowered = "".join(own), []
-            else:
-                lowered = [w.lower() for w in own]
-                if t < self.min_id_words:
-                    other = _function_word_vote(lowered, lang)
-                    if other is None and self.answer_labels:
-                        other = _answer_label_language(lowered, lang)
-                    if other is not None:
-                        target, foreign = target - t, foreign + t
-                        foreign_langs[other] = foreign_langs.get(other, 0) + t
-                    continue
-                if _surely_target(lowered, lang):
-                    continue
-                probe = " ".join(own)
-            if predict is None:
-                predict = fasttext_model().f.predict
-            labels = predict(probe + "\n", 3, 0.0, "replace")
-            top_p, top = labels[0][0], labels[0][1][9:]
-            if top in same:
+            elif only_target is not None and not only_target.search(line):
+                # Only the target's letters: every word is a target word.
+                if "han" in counts.targets:
+                    counts.target += len(_HAS_CJK.findall(line))
+                else:
+                    counts.target += len(_WORD_TOKEN.findall(line))
                 continue
-            p_target = sum(p for p, label in labels if label[9:] in same)
-            if top_p >= self.confident and p_target < self.target_below and (t >= self.long_words or not lowered):
-                other = top
-            elif top_p >= self.unsure and lowered:
-                other = _function_word_vote(lowered, lang)
-            else:
-                other = None
-            if other is not None:
-                target, foreign = target - t, foreign + t
-                foreign_langs[other] = foreign_langs.get(other, 0) + t
-        if target == 0 and not latin_target and latin_neutral:
+            cjk = _HAS_CJK.search(line) is not None
+            for part in _CJK_SENTENCE.split(line) if cjk else (line,):
+                for words in _token_words(part, cjk):
+                    self._mixed_sentence(words, part, counts)
+        if counts.target == 0 and not latin_target and counts.latin_neutral:
             # Nothing in the target's script, only Latin words: not terms
             # inside target text but text in another language ("Antwort: 6").
-            foreign += latin_neutral
-            neutral -= latin_neutral
-            foreign_langs["latin"] = foreign_langs.get("latin", 0) + latin_neutral
-        return LanguageReport(target, foreign, neutral, foreign_langs)
+            counts.move_to_foreign(counts.latin_neutral, "latin", from_neutral=True)
+        return LanguageReport(counts.target, counts.foreign, counts.neutral, counts.foreign_langs)
+
+    def _japanese_line(self, line: str, counts: _Counts) -> None:
+        """A line of Japanese text with only Han and kana letters: kana-free sentences may be Chinese."""
+        for part in _CJK_SENTENCE.split(line):
+            chars = _HAS_CJK.findall(part)
+            n = len(chars)
+            counts.target += n
+            if not n or _KANA.search(part):
+                continue
+            if _SIMPLIFIED_ONLY.search(part):
+                counts.move_to_foreign(n, "zh")
+            elif n >= self.ja_probe_chars:
+                self._identify(chars, counts, probe="".join(chars))
+
+    def _latin_line(self, line: str, counts: _Counts) -> None:
+        """A line with only Latin letters in a Latin-script target: language ID only."""
+        sents = _latin_sentences(line)
+        if len(sents) > 1:
+            # One cheap look at the whole line first: most lines are plainly target.
+            words = [w for ws in sents for w in ws]
+            if _surely_target(" ".join(words).lower().split(), counts.lang):
+                counts.target += len(words)
+                return
+        for words in sents:
+            counts.target += len(words)
+            self._identify(words, counts)
+
+    def _mixed_sentence(self, words: list[str], sentence: str, counts: _Counts) -> None:
+        """One sentence that needs the script split (and maybe language ID)."""
+        lang = counts.lang
+        t, f, n, own = self._split_scripts(words, counts.targets, lang, counts.foreign_langs)
+        if n and t == 0 and counts.targets != _LATIN:
+            counts.latin_neutral += sum(1 for w in words if _SCRIPT_OF[w[0]] == "latin" and not w.isupper())
+        counts.target += t
+        counts.foreign += f
+        counts.neutral += n
+        if t == 0 or lang in _SCRIPT_DECIDES:
+            return
+        if lang == "ja":
+            # Kana marks Japanese; a kana-free sentence may be Chinese.
+            if _KANA.search(sentence):
+                return
+            if _SIMPLIFIED_ONLY.search("".join(own)):
+                counts.move_to_foreign(t, "zh")
+            elif t >= self.ja_probe_chars:
+                self._identify(own, counts, probe="".join(own))
+            return
+        self._identify(own, counts)
+
+    def _identify(self, own: list[str], counts: _Counts, probe: str | None = None) -> None:
+        """Same-script language ID of one sentence's target-script words; moves them to foreign if so."""
+        t, lang = len(own), counts.lang
+        lowered = [] if probe is not None else [w.lower() for w in own]
+        if probe is None:
+            if t < self.min_id_words:
+                other = _function_word_vote(lowered, lang)
+                if other is None and self.answer_labels:
+                    other = _answer_label_language(lowered, lang)
+                if other is not None:
+                    counts.move_to_foreign(t, other)
+                return
+            if _surely_target(lowered, lang):
+                return
+            probe = " ".join(own)
+        labels = fasttext_model().f.predict(probe + "\n", 3, 0.0, "replace")
+        top_p, top = labels[0][0], labels[0][1][9:]
+        same = counts.same
+        if top in same:
+            return
+        p_target = sum(p for p, label in labels if label[9:] in same)
+        if top_p >= self.confident and p_target < self.target_below and (t >= self.long_words or not lowered):
+            other = top
+        elif top_p >= self.unsure and lowered:
+            other = _function_word_vote(lowered, lang)
+        else:
+            other = None
+        if other is not None:
+            counts.move_to_foreign(t, other)
 
     def _split_scripts(self, words: list[str], targets: frozenset[str], lang: str,
                        foreign_langs: dict[str, int]) -> tuple[int, int, int, list[str]]:
         """Count target/foreign/neutral words of one sentence by script; also its target-script words."""
-        scripts = [_script(w[0]) for w in words]
+        scripts = [_SCRIPT_OF[w[0]] for w in words]
         if lang == "zh" and "kana" in scripts:
             # Kana means Japanese: the whole CJK part of the sentence is foreign.
             targets = frozenset()

@@ -1,0 +1,80 @@
+"""The ``language_consistency`` GRPO reward: hand-computed values, and its use from a YAML config
+next to the accuracy and format rewards."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from datagen.verify.rewards import REWARDS, language_consistency_reward
+from trainers.config import GRPOConfig
+from trainers.grpo import resolve_rewards, score
+
+
+def reward(completion, language="en", **kw):
+    return language_consistency_reward([completion], language=[language], **kw)[0]
+
+
+def test_name_resolves_in_the_flat_table():
+    assert REWARDS["language_consistency"] is language_consistency_reward
+    assert REWARDS["language"] is language_consistency_reward  # the old name keeps working
+
+
+@pytest.mark.parametrize("completion,language,expected", [
+    # reasoning 5 English words, answer 3: nothing foreign
+    ("<think>We add the two numbers.</think>The answer is 5.", "en", 1.0),
+    # reasoning 5 English words + 4 Han characters: 5 / 9; answer clean
+    ("<think>We add the two numbers 所以答案</think>The answer is 5.", "en", 5 / 9),
+    # reasoning clean, answer in French ("La réponse est": French function words): 1 x 0
+    ("<think>We add the two numbers.</think>La réponse est 5.", "en", 0.0),
+    # pure math has no words: 1 x 1
+    ("<think>$1 + 1 = 2$</think>$2$", "en", 1.0),
+    # "DP" is a term inside Chinese (neutral): 5 Han characters, all target
+    ("<think>我们用 DP 求解。</think>答案是 5。", "zh", 1.0),
+    # 4 Han characters + an English sentence of 6 words (let, me, the: a phrase, not a term): 4 / 10
+    ("<think>我们先算。Let me check the sum again.</think>答案是 5。", "zh", 0.4),
+    # half of the reasoning's sentences in German (5 of 10 words), answer clean: 0.5
+    ("<think>We add the two numbers. Wir addieren die zwei Zahlen.</think>The answer is 5.", "en", 0.5),
+])
+def test_hand_computed_values(completion, language, expected):
+    assert reward(completion, language) == pytest.approx(expected)
+
+
+def test_cannot_judge_is_none_not_zero():
+    assert reward("<think>We add the two numbers.</think>5", None) is None      # no target language
+    assert language_consistency_reward([None], language=["en"]) == [None]      # no text
+    assert reward("", "en") is None
+
+
+def test_conversational_and_prefilled_completions():
+    conv = [{"role": "assistant", "content": "<think>We add the two numbers 所以答案</think>5"}]
+    assert language_consistency_reward([conv], language=["en"]) == [pytest.approx(5 / 9)]
+    # the chat template pre-filled <think>: the completion starts inside the reasoning
+    assert reward("We add the two numbers 所以答案</think>5", "en", think_prefilled=True) == pytest.approx(5 / 9)
+
+
+def test_weighted_with_accuracy_and_format_from_yaml(tmp_path):
+    path = tmp_path / "grpo.yaml"
+    path.write_text("rewards:\n  accuracy: 1.0\n  format: 0.2\n  language_consistency: 0.5\n")
+    cfg = GRPOConfig(**yaml.safe_load(path.read_text()))  # what the trainer's --config does
+    assert cfg.rewards == {"accuracy": 1.0, "format": 0.2, "language_consistency": 0.5}
+    fns = resolve_rewards(cfg.rewards, None)
+    completions = [
+        "<think>We add two and three, so the sum is five. We check it again.</think>The answer is $\\boxed{5}$.",
+        "<think>We add two and three, so the sum is five. 所以答案是五，检查一遍。</think>The answer is $\\boxed{5}$.",
+        "<think>We add two and three, so the sum is five. We check it again.</think>La réponse est $\\boxed{4}$.",
+    ]
+    columns = {"answer": ["5", "5", "5"], "domain": ["math"] * 3, "language": ["en", "en", None]}
+    totals, parts = score(completions, columns, fns, cfg.rewards)
+    assert parts["accuracy"] == [1.0, 1.0, 0.0]
+    assert parts["format"] == [1.0, 1.0, 1.0]
+    # second: 10 English words + 10 Han characters in the reasoning: 10 / 20
+    assert parts["language_consistency"] == [1.0, pytest.approx(0.5), None]
+    assert totals[0] == pytest.approx(1.0 + 0.2 + 0.5)
+    assert totals[1] == pytest.approx(1.0 + 0.2 + 0.25)
+    assert totals[2] is None  # no target language: the total is not a silent 0
+
+
+def test_unknown_reward_name_fails_with_the_fix():
+    with pytest.raises(ValueError, match="unknown reward function"):
+        resolve_rewards({"language_consistensy": 1.0}, None)
