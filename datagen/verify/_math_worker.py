@@ -221,6 +221,7 @@ def _symbolic_eq_factory():
     - ``EQN:`` pairs: two equations' ``lhs - rhs`` that differ by a constant
       non-zero factor are the same equation.
     """
+    import functools
     import random
 
     import sympy
@@ -235,6 +236,7 @@ def _symbolic_eq_factory():
     imaginary = sympy.Symbol("i")
     bad = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
+    @functools.lru_cache(maxsize=256)
     def to_sympy(text: str, prefer_mv: bool = False):
         expr = None
         if not prefer_mv:
@@ -309,6 +311,10 @@ def _symbolic_eq_factory():
         d = g - a
         if d == 0:
             return True
+        if d.has(sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.Derivative):
+            # unevaluated operators: points and simplify can take minutes; equal
+            # only when they expand to the same expression
+            return bool(sympy.expand(d) == 0)
         free = sorted(d.free_symbols, key=str)
         if not free:
             # a constant: exact when sympy evaluates it to a rational, else it
@@ -380,6 +386,9 @@ def _symbolic_eq_factory():
             return x.replace(" ", "").lower() == y.replace(" ", "").lower()
         return exprs_equal(g, a, dec, ans_dec)
 
+    # parses are memoised within one job only (a job compares each text with
+    # several others); clearing per job keeps benchmark passes honest
+    eq.new_job = to_sympy.cache_clear  # type: ignore[attr-defined]
     return eq
 
 
@@ -400,6 +409,7 @@ def _serve() -> None:
     for line in sys.stdin.buffer:
         try:
             job = json.loads(line)
+            eq.new_job()  # type: ignore[attr-defined]
             result = judge_texts(job["gold"], job["answers"], eq)
             reply = {"ok": True, "result": bool(result)}
         except BaseException as exc:  # noqa: BLE001 -- MemoryError, RecursionError: report, keep serving
