@@ -52,8 +52,7 @@ UNDEFINED = [
     "\\boxed{1/0}", "\\boxed{\\frac{1}{0}}", "\\boxed{0/0}", "\\boxed{\\log 0}", "\\boxed{\\ln(0)}", "\\boxed{0^{-1}}",
     "\\boxed{\\cot 0}", "\\boxed{\\tan(\\pi/2)}", "\\boxed{\\infty-\\infty}", "\\boxed{\\infty}", "\\boxed{-\\infty}",
     "\\boxed{x/0}", "\\boxed{2^{10000}}", "\\boxed{10^{5000}}", "\\boxed{NaN}",
-    pytest.param("\\boxed{10^{-5000}}", marks=pytest.mark.xfail(
-        strict=True, reason="family: constant answers / loose tolerance — 10^{-5000} is judged equal to gold 0")),
+    "\\boxed{10^{-5000}}",
     "\\boxed{\\text{undefined}}", "\\boxed{(1/0, 1/0)}", "\\boxed{\\begin{pmatrix}1/0\\\\0/0\\end{pmatrix}}",
     "\\boxed{\\{1/0\\}}", "\\boxed{[0/0, 1/0)}",
 ]
