@@ -223,11 +223,94 @@ class Composer:
                 "bytes": len(text.encode()), "text": text}
 
 
+CODE_FOREIGN_COMMENTS = [
+    "```python\n# 计算前缀和，然后二分查找\nprefix = [0]\nfor v in values:\n    prefix.append(prefix[-1] + v)\n```",
+    "```python\ndef solve(n):\n    # Wir zählen die Teiler und geben die Summe zurück\n    return sum(d for d in range(1, n + 1) if n % d == 0)\n```",
+    "```js\n// Проверяем все пары и запоминаем лучшую\nlet best = 0;\nfor (const [a, b] of pairs) best = Math.max(best, a * b);\n```",
+    "```cpp\n// 各頂点を一度だけ訪問する\nfor (int v : order) visit(v);\n```",
+]
+
+
+class ComposerC(Composer):
+    """Pattern ``c`` (post-freeze): bullets and bold headings, single-newline
+    paragraphs, code whose comments are in another language (clean: code is no
+    language), foreign sentences interleaved through the whole text, a whole
+    foreign paragraph, and an answer switched on its own last line without a
+    blank line before it."""
+
+    def render(self, paragraphs, lang, *, code, dense, answer):
+        rng = self.rng
+        sep = "" if lang in ("zh", "ja") else " "
+        blocks = []
+        for i, para in enumerate(paragraphs):
+            style = rng.random()
+            if style < 0.2:
+                blocks.append("\n".join(f"- {x}" for x in para))
+            elif style < 0.3:
+                blocks.append(f"**{rng.choice(self.m[lang]['short'])}** " + sep.join(para))
+            else:
+                blocks.append(sep.join(para))
+            if dense or rng.random() < 0.25:
+                blocks.append(rng.choice(DISPLAY_MATH))
+            if code and (i == 1 or rng.random() < 0.1):
+                blocks.append(rng.choice(CODE_FOREIGN_COMMENTS if self.code_foreign else CODE))
+        joiner = "\n" if rng.random() < 0.3 else "\n\n"
+        return joiner.join(blocks) + "\n\n" + answer
+
+    def make(self, lang, kind, idx):
+        rng = self.rng
+        self.code_foreign = kind == "clean_code_comments"
+        if kind in ("clean_code_comments", "interleaved", "answer_only_inline", "foreign_paragraph"):
+            size = rng.randint(2_000, 15_000)
+            paragraphs = self.body(lang, size, ident=kind == "clean_code_comments")
+            words = sum(word_count(x, lang) for p in paragraphs for x in p)
+            foreign, foreign_langs, answer, label = 0, [], self.answer(lang), "clean"
+            if kind == "interleaved":
+                other = self.foreign_lang(lang)
+                foreign_langs.append(other)
+                for p in paragraphs:
+                    for j in range(len(p) - 1, -1, -1):
+                        if rng.random() < 0.3:
+                            x = self.sentence(other)
+                            p.insert(j, x)
+                            n = word_count(x, other)
+                            foreign, words = foreign + n, words + n
+                label = "mixed" if foreign / max(words, 1) > THRESHOLD and foreign > 2 else "clean"
+            elif kind == "foreign_paragraph":
+                other = self.foreign_lang(lang)
+                foreign_langs.append(other)
+                para = [self.sentence(other) for _ in range(rng.randint(2, 4))]
+                n = sum(word_count(x, other) for x in para)
+                paragraphs.insert(rng.randint(0, len(paragraphs)), para)
+                foreign, words = n, words + n
+                label = "mixed" if foreign / words > THRESHOLD and foreign > 2 else "clean"
+            elif kind == "answer_only_inline":
+                other = self.foreign_lang(lang)
+                foreign_langs.append(other)
+                answer = self.answer(other)
+                label = "mixed"
+            text = self.render(paragraphs, lang, code=kind == "clean_code_comments", dense=False, answer="")
+            text = text.rstrip() + ("\n" + answer if kind == "answer_only_inline" else "\n\n" + answer)
+            return {"id": f"c-{lang}-{idx:03d}", "language": lang, "label": label, "kind": kind,
+                    "foreign": foreign_langs, "generator_mixing": round(foreign / max(words, 1), 5),
+                    "bytes": len(text.encode()), "text": text}
+        self.pattern = "b"  # the b-style body and threshold placement, with pattern c's rendering
+        item = super().make(lang, kind, idx)
+        item["id"] = item["id"].replace("b-", "c-", 1)
+        self.pattern = "c"
+        return item
+
+
 KINDS = {
     # pattern a: 22 texts per language (11 clean, 11 mixed)
     "a": ["clean_plain"] * 2 + ["clean_latex_dense"] * 2 + ["clean_terms"] * 2 + ["clean_code"] * 2
          + ["clean_general", "below_threshold", "below_threshold"]
          + ["above_threshold"] * 3 + ["answer_only"] * 3 + ["heavy_mix"] * 2 + ["phrase_mix"] * 2 + ["wrong_language"],
+    # pattern c (post-freeze): 12 texts per language; clean/mixed of interleaved and
+    # foreign_paragraph follow the generator's own count against the threshold
+    "c": ["clean_plain", "clean_latex_dense", "clean_terms", "clean_code_comments", "clean_general",
+          "below_threshold", "above_threshold", "answer_only", "answer_only_inline", "interleaved",
+          "foreign_paragraph", "phrase_mix"],
     # pattern b: 12 texts per language (6 clean, 6 mixed)
     "b": ["clean_plain", "clean_latex_dense", "clean_terms", "clean_code", "clean_general", "below_threshold",
           "above_threshold", "above_threshold", "answer_only", "answer_only", "phrase_mix", "heavy_mix"],
@@ -236,13 +319,16 @@ KINDS = {
 
 def compose(set_name: str) -> list[dict]:
     """All texts of one set, deterministic."""
-    pattern, seed = {"prefreeze": ("a", 15), "postfreeze": ("b", 1515)}[set_name]
+    pattern, seed = {"prefreeze": ("a", 15), "postfreeze": ("c", 1515)}[set_name]
     material = json.loads((DATA / f"language_material_{set_name}.json").read_text(encoding="utf-8"))
-    composer = Composer(material, pattern, seed)
+    composer = (ComposerC if pattern == "c" else Composer)(material, pattern, seed)
     items = []
     for lang in LANGS:
         for idx, kind in enumerate(KINDS[pattern]):
-            items.append(composer.make(lang, kind, idx))
+            item = composer.make(lang, kind, idx)
+            while item["bytes"] > 20_000:  # the benchmark's texts are 2-20 KB
+                item = composer.make(lang, kind, idx)
+            items.append(item)
     return items
 
 
