@@ -201,7 +201,7 @@ def shown(stats: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@task(cache_policy=NO_CACHE, **RETRY)
+@task(cache_policy=NO_CACHE, task_run_name="{out_dataset}/{shard_name}", **RETRY)
 def map_shard(
     root: str,
     in_path: str,
@@ -264,8 +264,10 @@ def gpu_slot(enabled: bool):
     return concurrency("gpu", occupy=1, strict=False)
 
 
-def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
-    """Prefect artifacts for a stage: the version written and its statistics."""
+def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any], *, store: Store | None = None) -> None:
+    """Prefect artifacts for a stage: the version written (full location, a viewer
+    link when ``$DATAGEN_VIEWER_URL`` names a ``datagen datasets serve``, its
+    plots) and its statistics, rounded. ``store`` defaults to the run's root."""
     try:
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
         from prefect.context import get_run_context
@@ -273,18 +275,85 @@ def publish(stage: str, manifest: Manifest, stats: Mapping[str, Any]) -> None:
         get_run_context()
     except Exception:  # noqa: BLE001 - not in a run: nothing to publish to
         return
+    from datagen.store.card import format_value, version_markdown
+
+    store = store or open_store(_run_root())
+    viewer = viewer_url()
     flat = flatten_stats(shown(stats))
     key = f"{stage}-{manifest.dataset}".lower().replace("_", "-")
     create_table_artifact(
-        table=[{"statistic": k, "value": v} for k, v in flat.items()] or [{"statistic": "rows", "value": manifest.rows}],
+        table=[{"statistic": k, "value": format_value(v)} for k, v in flat.items()]
+        or [{"statistic": "rows", "value": format_value(manifest.rows)}],
         key=key[:100],
-        description=f"{stage}: {manifest.ref} ({manifest.rows:,} rows)",
+        description=f"{stage}: statistics of {manifest.ref} ({manifest.rows:,} rows)",
     )
     create_markdown_artifact(
-        markdown=f"**{stage}** wrote `{manifest.ref}` — {manifest.rows:,} rows, {len(manifest.shards)} shards; "
-        f"parents: {', '.join(str(p) for p in manifest.parents) or '-'}",
+        markdown=f"**{stage}** wrote\n\n" + version_markdown(
+            manifest, store.objects.uri(f"{manifest.dataset}/{manifest.id}"), viewer_url=viewer,
+            plots=_plot_sources(store, manifest, viewer)),
         key=f"{key}-version"[:100],
+        description=f"{stage}: the version it wrote, {manifest.ref}",
     )
+
+
+def publish_rollup(root: str | None, versions: Mapping[str, str]) -> None:
+    """The pipeline run's artifact: every version it wrote (``{stage: ref}``), with locations."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+    except Exception:  # noqa: BLE001 - not in a run
+        return
+    from datagen.store.card import rollup_markdown
+
+    store = open_store(root)
+    rows = []
+    for stage, ref in versions.items():
+        m = store.resolve(ref)
+        rows.append((stage, m, store.objects.uri(f"{m.dataset}/{m.id}")))
+    create_markdown_artifact(markdown=rollup_markdown(rows, viewer_url=viewer_url()), key="pipeline-versions",
+                             description=f"every version this pipeline run wrote, in {store.root}")
+
+
+def viewer_url() -> str | None:
+    """``$DATAGEN_VIEWER_URL``: where a ``datagen datasets serve`` of the same root answers (for links)."""
+    import os
+
+    return os.environ.get("DATAGEN_VIEWER_URL") or None
+
+
+def _run_root() -> str | None:
+    """The store root of the current flow run (its ``params.root``), else the default root."""
+    try:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters.get("params") or {}
+        return params.get("root") if isinstance(params, Mapping) else getattr(params, "root", None)
+    except Exception:  # noqa: BLE001 - outside a flow run
+        return None
+
+
+def _plot_sources(store: Store, manifest: Manifest, viewer: str | None, max_bytes: int = 400_000):
+    """(title, src) of the version's plots: viewer URLs, else ``data:`` URIs up to ``max_bytes`` in all."""
+    import base64
+
+    from datagen.store.card import viewer_link
+
+    keys = [k for k in store.objects.list_keys(f"{manifest.dataset}/{manifest.id}/plots") if k.endswith(".png")]
+    out, used = [], 0
+    for key in keys:
+        name = key.rsplit("/", 1)[1][: -len(".png")]
+        title = name.replace("_", " ")
+        if viewer:
+            out.append((title, f"{viewer_link(viewer, manifest.ref)}plots/{name}.png"))
+            continue
+        data = store.objects.get_bytes(key)
+        used += len(data)
+        if used > max_bytes:
+            break
+        out.append((title, "data:image/png;base64," + base64.b64encode(data).decode()))
+    return out
 
 
 def ad_hoc_run_settings():

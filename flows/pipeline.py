@@ -18,6 +18,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.common import publish_rollup
 from flows.filter import FilterParams, filter_flow
 from flows.generate import GenerateParams, generate_flow
 from flows.ingest import IngestParams, ingest_flow
@@ -63,4 +64,5 @@ def pipeline_flow(params: PipelineParams) -> dict[str, Any]:
         out["sft"] = sft_flow(_with(params.sft, root=root, input=out["mix"]))
     if params.grpo is not None:
         out["grpo"] = grpo_flow(_with(params.grpo, root=root, input=out["grpo_prompts"]))
+    publish_rollup(root, out)  # one artifact naming every version this run wrote
     return out

@@ -144,3 +144,41 @@ def write_card(store: Store, manifest: Manifest, lineage: list[Manifest]) -> lis
         plots = []
     store.objects.put_bytes(f"{prefix}/README.md", render_card(manifest, lineage, plots).encode())
     return plots
+
+
+# ----------------------------------------------------------------------------- run artifacts
+
+
+def version_markdown(manifest: Manifest, uri: str, *, viewer_url: str | None = None,
+                     plots: list[tuple[str, str]] = ()) -> str:
+    """Markdown that names a version for a run page (a Prefect artifact): its full
+    location, a viewer link when a viewer is configured, parents, rows, and its
+    plots (``(title, image src)`` pairs: a viewer URL or a ``data:`` URI)."""
+    lines = [f"### `{manifest.ref}`", ""]
+    lines.append(f"- location: `{uri}`")
+    if viewer_url:
+        lines.append(f"- viewer: [{manifest.ref}]({viewer_link(viewer_url, manifest.ref)})")
+    lines.append(f"- stage `{manifest.stage}`, {manifest.rows:,} rows in {len(manifest.shards)} shards "
+                 f"({sum(s.bytes for s in manifest.shards):,} bytes)")
+    lines.append("- parents: " + (", ".join(f"`{p}`" for p in manifest.parents) or "none"))
+    for title, src in plots:
+        lines += ["", f"**{title}**", "", f"![{title}]({src})"]
+    return "\n".join(lines) + "\n"
+
+
+def rollup_markdown(rows: list[tuple[str, Manifest, str]], *, viewer_url: str | None = None) -> str:
+    """One table of every version a pipeline run wrote: ``(stage, manifest, uri)`` rows."""
+    head = "| stage | version | rows | location |" + (" viewer |" if viewer_url else "")
+    sep = "| --- | --- | ---: | --- |" + (" --- |" if viewer_url else "")
+    lines = [head, sep]
+    for stage, m, uri in rows:
+        line = f"| {stage} | `{m.ref}` | {m.rows:,} | `{uri}` |"
+        if viewer_url:
+            line += f" [open]({viewer_link(viewer_url, m.ref)}) |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def viewer_link(viewer_url: str, ref: str) -> str:
+    """The viewer page of ``ref`` under ``viewer_url`` (``datagen datasets serve``)."""
+    return f"{viewer_url.rstrip('/')}/v/{ref}/"
