@@ -8,7 +8,8 @@ import yaml
 
 from datagen.verify.rewards import REWARDS, language_consistency_reward
 from trainers.config import GRPOConfig
-from trainers.grpo import resolve_rewards, score
+from trainers.grpo import score
+from trainers.rewards import resolve_rewards
 
 
 def reward(completion, language="en", **kw):
