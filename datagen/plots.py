@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Training metrics plotted against ``step`` when a run version has them.
-TRAINING_METRICS = ("loss", "reward", "kl", "completion_length", "mean_length", "grad_norm", "learning_rate")
+TRAINING_METRICS = ("loss", "eval_loss", "reward/mean", "reward", "kl", "completion_length/mean",
+                    "completion_length", "grad_norm", "lr")
 _COLORS = {"accepted": "#2a9d8f", "rejected": "#e76f51", "undecided": "#8d99ae"}
 
 
@@ -214,8 +215,10 @@ def _training(lf: pl.LazyFrame, columns: set[str]):
     if not metrics:
         return None
     fig = _figure(width=6.4, height=2.0 * len(metrics))
+    first = None
     for i, m in enumerate(metrics, 1):
-        ax = fig.add_subplot(len(metrics), 1, i)
+        ax = fig.add_subplot(len(metrics), 1, i, sharex=first)
+        first = first or ax
         part = df.select("step", m).filter(pl.col(m).is_not_null())
         ax.plot(part["step"].to_numpy(), part[m].to_numpy(), marker=".", color="#264653")
         ax.set_ylabel(m, fontsize=8)
