@@ -116,10 +116,7 @@ _BOX_OR_BRACE = re.compile(r"\\[{}]|\\(?:boxed|fbox|framebox)\s*\{|[{}]")
 _MAX_BOX_CHECK = 400
 
 
-# Runs that may hold an invisible character: anything but printable ASCII.
-# Prose is mostly printable ASCII, so only the short runs between words (and
-# non-ASCII text) are looked at one character at a time.
-_MAYBE_INVISIBLE = re.compile(r"[^\x21-\x7e]+")
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -128,17 +125,51 @@ def is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK_GLYPHS
 
 
-def _replace_invisible(text: str, spaces: str = "") -> str:
-    """Drop invisible characters; whitespace becomes ``spaces``."""
-    def fix(m: re.Match[str]) -> str:
-        return "".join((spaces if ch.isspace() else "") if is_invisible(ch) else ch for ch in m.group())
+def _visible_ranges(blocks: tuple[tuple[int, int], ...]) -> str:
+    """Regex class body of the code points in ``blocks`` that are never invisible
+    (computed once: the blocks hold no invisible character except where cut out)."""
+    parts, start = [], None
+    for lo, hi in blocks:
+        for cp in range(lo, hi + 2):
+            ok = cp <= hi and not is_invisible.__wrapped__(chr(cp))
+            if ok and start is None:
+                start = cp
+            elif not ok and start is not None:
+                parts.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+                start = None
+    return "".join(parts)
 
-    return _MAYBE_INVISIBLE.sub(fix, text)
+
+# Runs that may hold an invisible character: anything but printable ASCII,
+# ASCII whitespace (which ``str.split`` handles in C) and the visible part of
+# the common scripts (Latin, Greek, Cyrillic, CJK, kana, Hangul, math
+# symbols, full-width forms), so ordinary prose in any of them is never
+# looked at one character at a time.
+_MAYBE_INVISIBLE = re.compile("[^\t\n\x0b\x0c\r\x20-\x7e" + _visible_ranges((
+    (0x00A0, 0x024F), (0x0370, 0x04FF), (0x2010, 0x2027), (0x2030, 0x205E), (0x2070, 0x22FF),
+    (0x3000, 0x30FF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xFF00, 0xFFEF),
+)) + "]+")
+
+
+def _fix_run(m: re.Match[str]) -> str:
+    # Whitespace stays a separator (" "); other invisible characters vanish,
+    # so a zero-width space inside a word does not split it.
+    return "".join((" " if ch.isspace() else "") if is_invisible(ch) else ch for ch in m.group())
+
+
+def _replace_invisible(text: str, spaces: str = "") -> str:
+    """Drop invisible characters; each whitespace run becomes ``spaces`` (ends stripped)."""
+    return spaces.join(_MAYBE_INVISIBLE.sub(_fix_run, text).split())
 
 
 def strip_invisible(text: str) -> str:
     """``text`` without characters that render as nothing (whitespace included)."""
     return _replace_invisible(text)
+
+
+def _has_visible(text: str) -> bool:
+    # Any printable ASCII character settles it without scanning the rest.
+    return _PRINTABLE_ASCII.search(text) is not None or bool(strip_invisible(text))
 
 
 def has_visible_answer(answer: str) -> bool:
@@ -194,7 +225,7 @@ def reasoning_length(reasoning: str, *, cap: int | None = None) -> int:
         head = reasoning_length(reasoning[:64 * cap + 4096], cap=cap)
         if head >= cap:
             return head
-    text = " ".join(_replace_invisible(reasoning, " ").split())
+    text = _replace_invisible(reasoning, " ")
     if len(text) <= _NGRAM:
         return len(text)
     seen: set[str] = set()
@@ -255,7 +286,7 @@ def format_problem(
     """None when the think-tag form is well-formed, else ``"<slug>: <explanation>"``."""
     open_tag, close_tag = think_tags
     text = completion or ""
-    if not strip_invisible(text):
+    if not _has_visible(text):
         return "empty_completion: the completion is empty or invisible"
     n_open, n_close = text.count(open_tag), text.count(close_tag)
     if n_close == 0:
@@ -309,7 +340,7 @@ def cold_start_problem(completion: str | None, *, special_token: str = "|special
     if not special_token:
         raise ValueError("special_token must be a non-empty string")
     text = completion or ""
-    if not strip_invisible(text):
+    if not _has_visible(text):
         return "empty_completion: the completion is empty or invisible"
     n = text.count(special_token)
     if n == 0:
