@@ -57,6 +57,11 @@ def test_genuine_r1_outputs_pass_verifier_and_reward(completion):
     assert reward(completion) == 1.0
 
 
+def test_reasoning_that_mentions_the_answer_tag_passes():
+    completion = f"<think>{REASONING} I must put only the number in the <answer> tag.</think><answer>5</answer>"
+    assert reward(completion) == 1.0 and reward(completion, require_answer_tags=True) == 1.0
+
+
 def test_genuine_prefilled_think_passes():
     # The chat template wrote "<think>\n": the completion starts inside the reasoning.
     completion = f"{REASONING}\n</think>\n\nThe sum is $\\boxed{{5}}$."
@@ -220,7 +225,7 @@ def test_min_reasoning_is_configurable():
     (f"<think>{REASONING} So the answer is \\boxed{{5}}.</think>", "empty_answer"),
     (f"<think>{REASONING} <answer>5</answer></think>", "answer_in_think"),
     (f"<think>{REASONING} <answer>5</answer></think>5", "answer_in_think"),
-    (f"<think>{REASONING}<answer></think>5</answer>", "answer_in_think"),
+    (f"<think>{REASONING}<answer></think>5</answer>", "malformed_answer_tags"),
     # text before the reasoning
     (f"The answer is 5. <think>{REASONING}</think>5", "text_before_think"),
     (f"\u200b<think>{REASONING}</think>5", "text_before_think"),

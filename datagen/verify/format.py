@@ -312,8 +312,11 @@ def format_problem(
         return f"missing_think: {close_tag} without {open_tag} (pass think_prefilled=True if the template pre-fills it)"
     a_open, a_close = answer_tags
     reasoning = text[reasoning_at:close_at]
-    if a_open in reasoning or a_close in reasoning:
-        return f"answer_in_think: {a_open}/{a_close} inside the reasoning; the answer belongs after {close_tag}"
+    # A complete answer block inside the reasoning is an answer given there; a
+    # lone tag name is only the reasoning talking about the format.
+    inner_open = reasoning.find(a_open)
+    if inner_open >= 0 and reasoning.find(a_close, inner_open) >= 0:
+        return f"answer_in_think: {a_open}…{a_close} inside the reasoning; the answer belongs after {close_tag}"
     problem = _reasoning_problem(reasoning, min_reasoning_chars)
     if problem:
         return problem
