@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import inspect
 import json
 import logging
 import math
@@ -158,10 +157,8 @@ def _run_math(inputs: list[dict[str, Any]], *, workers: int | None, on_done: OnD
               think_prefilled: bool = False, **_: Any) -> list[Verdict]:
     from datagen.verify.math import verify_math_batch  # lazy: sympy is heavy
 
-    kwargs: dict[str, Any] = {"timeout_s": timeout_s, "think_prefilled": think_prefilled}
-    if "workers" in inspect.signature(verify_math_batch).parameters:
-        kwargs["workers"] = workers  # the symbolic path runs in parallel where the verifier supports it
-    out = verify_math_batch([x["completion"] for x in inputs], [x["answer"] for x in inputs], **kwargs)
+    out = verify_math_batch([x["completion"] for x in inputs], [x["answer"] for x in inputs], timeout_s=timeout_s,
+                            think_prefilled=think_prefilled, workers=workers)
     on_done(len(inputs))
     return out
 
