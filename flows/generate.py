@@ -83,9 +83,7 @@ def backend_for(config: GenerateConfig):
 
 def run_shard(params: ShardParams) -> dict[str, Any]:
     """Generate one shard into the output version unless it is already done; its stats."""
-    from collections import Counter
-
-    from datagen.generate.stage import generate_rows
+    from datagen.generate.stage import generate_checked
 
     store = open_store(params.root)
     writer = store.writer(params.output, stage="_shard", version=params.version)
@@ -93,15 +91,11 @@ def run_shard(params: ShardParams) -> dict[str, Any]:
         info = writer.shard_info(params.shard_name)
         return {"shards_skipped": 1, "samples": info.rows}
     with gpu_slot(params.gpu_limit):
-        rows = generate_rows(params.problems, backend_for(params.generation), params.generation)
-    finish = Counter(r["finish_reason"] for r in rows)
-    stats = {
-        "shards_generated": 1,
-        "samples": len(rows),
-        "problems": len(params.problems),
-        "finish_reason": dict(finish),
-        "completion_tokens": sum(r.get("completion_tokens") or 0 for r in rows),
-    }
+        # Raises GenerationFailed (naming the endpoint) when too many samples failed:
+        # the task retries it if transient, and a failed shard is never written.
+        rows, gen_stats = generate_checked(params.problems, backend_for(params.generation), params.generation,
+                                           shard_name=params.shard_name)
+    stats = {"shards_generated": 1, **gen_stats}
     # Stats first, then the shard (its marker is the completion signal): a fanned-out
     # parent reads them from the store, the one place every worker shares.
     store.objects.put_bytes(_stats_key(params), json.dumps(stats).encode())
@@ -178,7 +172,9 @@ def generate_flow(params: GenerateParams) -> str:
         for done, fut in enumerate(as_completed(futures), 1):
             results.append(fut.result())
             report("generate", done, len(shards))
-    stats = {"generate": merge_stats(results)}
+    from datagen.generate.stage import finish_stats
+
+    stats = {"generate": finish_stats(merge_stats(results), params.generation)}  # shares + warnings; all-errors raises
     stats["generate"]["n"] = params.generation.n
     manifest = writer.commit(stats=stats)
     publish("generate", manifest, stats)

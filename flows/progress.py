@@ -26,9 +26,12 @@ def report(stage: str, done: int, total: int) -> None:
 def cli_progress(flow: str) -> Iterator[None]:
     """A rich progress bar: one line per stage, advancing per shard."""
     global _listener
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # stderr: stdout carries the result (``--json`` must print JSON only).
+    progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True))
     tasks: dict[str, int] = {}
 
     def listener(stage: str, done: int, total: int) -> None:

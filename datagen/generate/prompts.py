@@ -9,6 +9,10 @@ slots ``{{name}}`` and optional sections, each opened by a line
   without section lines is one ``prompt`` section.
 - ``system`` / ``user`` — a chat; rendering gives ``messages`` that the
   backend passes through the model's own chat template.
+- ``assistant`` (chat only, optional) — a pre-fill: the assistant's reply
+  starts with this text (e.g. ``<think>``) and the model continues it. It
+  renders as a last ``assistant`` message; backends put it after the chat
+  template's generation prompt.
 - ``exemplar`` — how one few-shot exemplar is written; the ``{{exemplars}}``
   slot receives k of them, separated by a blank line.
 
@@ -38,7 +42,7 @@ from datagen.records import normalize_prompt
 #: The repository's prompts folder (``prompts/`` beside the ``datagen`` package).
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
-_SECTION = re.compile(r"^=== (prompt|system|user|exemplar) ===[ \t]*$", re.MULTILINE)
+_SECTION = re.compile(r"^=== (prompt|system|user|assistant|exemplar) ===[ \t]*$", re.MULTILINE)
 _SLOT = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _SLOTS = {"prompt", "language", "reference", "response", "exemplars"}
 _EXEMPLAR_SLOTS = {"prompt", "reasoning", "summary"}
@@ -78,7 +82,7 @@ class Template:
         if not self.is_chat:
             return _fill(self.sections["prompt"], values, self.name)
         messages = []
-        for role in ("system", "user"):
+        for role in ("system", "user", "assistant"):
             if role in self.sections:
                 messages.append({"role": role, "content": _fill(self.sections[role], values, self.name)})
         return messages
@@ -124,7 +128,7 @@ def _load_template(name: str, prompts_dir: str) -> Template:
     # A section ends with the newline before the next marker / end of file; that
     # newline belongs to the file layout, not to the prompt.
     sections = {k: (v.removeprefix("\n")).removesuffix("\n") for k, v in sections.items()}
-    if "prompt" in sections and ({"system", "user"} & sections.keys()):
+    if "prompt" in sections and ({"system", "user", "assistant"} & sections.keys()):
         raise TemplateError(f"{path}: use either a 'prompt' section or 'system'/'user' sections, not both")
     if "prompt" not in sections and "user" not in sections:
         raise TemplateError(f"{path}: needs a 'prompt' or a 'user' section")
