@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # Parallel test workers (CI has 2 cores).
 WORKERS ?= 2
 
-.PHONY: test demo install lint bench clean
+.PHONY: test demo real install lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m datagen.demo
+
+# A real small instruct model (SmolLM2-135M-Instruct, from PyPI, converted once and cached)
+# through generate -> verify -> filter on the hf backend and on `transformers serve`;
+# writes real_report.json. REAL_ARGS, e.g. REAL_ARGS="--problems 4 --n 2".
+real: $(STAMP)
+	$(BIN)/python -m datagen.real $(REAL_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check datagen flows filters trainers tests benchmarks
