@@ -109,6 +109,8 @@ INVISIBLE_ANSWERS = [
     "\\boxed{\\text{\\hspace{1cm}}}",
     "\\phantom{5}",
     "\\boxed{\\hphantom{42}}",
+    "\\phantom 5",
+    "\\vphantom\\pi",
     "&#8203;",
     "&nbsp;&zwnj;",
     "<|im_end|>",

@@ -91,6 +91,7 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^<>|\n]{1,64}\|>|<｜[^<>｜\n]{1,64}｜>")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>")
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
+_PHANTOM_TOKEN = re.compile(r"\\[hv]?phantom\s*(?:\\[A-Za-z]+|[^\s{\\])")  # \phantom 5, \phantom\pi
 _LATEX_SPACING = re.compile(
     r"\\(?:[hv]space\*?|hskip|vskip|kern|mkern|mskip)\s*(?:\{[^{}]{0,40}\}|-?[\d.]+\s*[a-z]{2})"
     r"|\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|negmedspace|negthickspace"
@@ -182,7 +183,7 @@ def has_visible_answer(answer: str) -> bool:
     text = _SPECIAL_TOKEN.sub("", text)
     text = _HTML_COMMENT.sub("", text)
     text = _HTML_TAG.sub("", text)
-    text = _drop_phantoms(text)
+    text = _PHANTOM_TOKEN.sub("", _drop_phantoms(text))
     text = _LATEX_SPACING.sub("", text)
     text = _LATEX_WRAPPER.sub("", text)
     text = _MATH_DELIMITERS.sub("", text)
