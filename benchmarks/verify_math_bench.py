@@ -1,31 +1,41 @@
-"""datagen's math verifier vs math-verify on the same hand-labeled pairs.
+"""datagen's math verifier vs math-verify, on pairs written by others and on our own.
 
-The pairs (``benchmarks/data/math_pairs.jsonl``) are (completion, gold,
-label): label is what a careful human grader says about the completion's
-final answer — an answer that only appears inside an unfinished or closed
-think block is not a final answer (issue 3). A ``split`` field separates ``dev`` pairs (written while the verifier was
-built) from ``heldout`` pairs (written after, not tuned on). Hard negatives: close numbers,
-wrong sign, swapped tuple order, open vs closed intervals, unit confusions,
-different sets, hedged answers, answers only in the reasoning.
+Two sets, reported separately (never tuned case by case):
+
+- **external** (``benchmarks/data/math_external_pairs.jsonl``): the
+  answer-equivalence cases of established graders' own test suites, with
+  their own labels and the file each case comes from (``source``):
+  huggingface/Math-Verify ``tests/*.py`` (every ``compare_strings``/
+  ``verify`` parametrised case) and QwenLM/Qwen2.5-Math
+  ``evaluation/grader.py`` (its unittest cases). A case is kept out of the
+  score only by a written rule (``excluded``: a non-default option of the
+  source grader, a label that contradicts arithmetic, or a label that needs
+  a tolerance the project's rules forbid); excluded cases are counted.
+  Rebuild from a Math-Verify checkout with
+  ``python benchmarks/verify_math_bench.py --rebuild-external PATH``.
+- **own** (``benchmarks/data/math_pairs.jsonl``): pairs written while the
+  verifier was built (``dev``) and after (``heldout``).
 
 Peers, measured in the same run on the same pairs:
 
-- ``datagen``: ``verify_math_batch`` (a pair counts as accepted iff outcome
-  is ``correct``).
-- ``math-verify``: ``verify(parse(f"${gold}$"), parse(completion))``, the
-  way it is used on raw completions (e.g. open-r1).
-- ``math-verify (summary)``: the same, but given only the text after
-  ``</think>`` (our split; unclosed think -> rejected), to separate its
-  comparison quality from the think-tag handling.
+- ``datagen``: ``verify_math_batch`` (accepted iff outcome is ``correct``);
+  the completion is judged as written (no think block: the whole text is the
+  summary).
+- ``math-verify``: ``verify(parse(gold), parse(pred))`` as its own test
+  suite calls it (external), or ``verify(parse(f"${gold}$"), parse(completion))``
+  (own pairs, as open-r1 uses it).
 
-Throughput is steady state: one warm-up pass each (imports, the symbolic
-worker's start), then repeated passes until a CPU-time budget is used.
-CPU seconds = this process + the symbolic worker process (read from /proc),
-so work moved to the worker is not free. Last line: one JSON object.
+Throughput is steady state: one warm-up pass each (imports, worker start),
+then repeated passes until a CPU budget is used. CPU seconds = this process
++ every symbolic worker process datagen ran (read from /proc, killed
+workers included), so work moved to a worker is not free. Last line: one
+JSON object with the figures.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import json
 import logging
 import os
@@ -35,22 +45,93 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datagen.records import split_completion
 from datagen.verify.math import verify_math_batch
 
-DATA = Path(__file__).resolve().parent / "data" / "math_pairs.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+OWN = DATA / "math_pairs.jsonl"
+EXTERNAL = DATA / "math_external_pairs.jsonl"
 MIN_CPU_S = float(os.environ.get("BENCH_MIN_CPU_S", "3.0"))
 
+MV_REPO, MV_COMMIT = "huggingface/Math-Verify", "5d148cf"
+MV_FILES = ("tests/test_all.py", "tests/test_boxed.py", "tests/test_numina_cases.py", "tests/test_open_thoughts.py",
+            "tests/test_yujianll.py", "tests/test_strict.py")
+QWEN_SOURCE = "QwenLM/Qwen2.5-Math@29a82a8:evaluation/grader.py::TestMathEquality"
+# (prediction, reference, expected) as its unittest asserts them (math_equal, compare_equations,
+# is_numerical_equal, compare_lists, compare_matrices, check_symbolic_equality)
+QWEN_CASES = [
+    ("10", "10", 1), ("10", "20", 0), ("10%", "0.1", 1), ("10%", "0.2", 0),
+    ("[1, 2, 3]", "[1, 2, 3]", 1), ("[1, 2, 3]", "[1, 2, 4]", 0), ("(1, 2, 3)", "(1, 2, 3)", 1),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&5\\end{pmatrix}", 0),
+    ("x = y", "x = y", 1), ("x = y", "x = z", 0), ("x = 10", "10", 1), ("10", "x = 10", 1),
+]
+# Written exclusion rules. Labels that need a tolerance against an exact gold
+# contradict issue 11 ("a tolerance applies only when the gold is a
+# non-integer decimal"); one label contradicts arithmetic.
+TOLERANCE_AGAINST_EXACT_GOLD = {
+    ("$\\frac{1}{12}$", "$0.0833333333333333$"),
+    ("$(\\begin{pmatrix}\\frac{1}{3}\\\\ \\frac{1}{5} \\end{pmatrix})$", "$\\begin{pmatrix}0.33\\\\0.2 \\end{pmatrix}$"),
+    ("$(\\frac{3}{5},\\frac{8}{3}]$", "$(0.6,2.6667]$"),
+}
+WRONG_LABEL = {("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$")}  # labelled equal (1); 1-1/e != 1+1/e
 
-def load() -> list[dict]:
-    with open(DATA) as f:
+
+def rebuild_external(checkout: Path) -> None:
+    """Write ``math_external_pairs.jsonl`` from a Math-Verify checkout's tests plus the Qwen cases."""
+    out = []
+    for name in MV_FILES:
+        tree = ast.parse((checkout / name).read_text())
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for dec in node.decorator_list:
+                if not (isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "parametrize"):
+                    continue
+                names = [n.strip() for n in ast.literal_eval(dec.args[0]).split(",")]
+                try:
+                    rows = ast.literal_eval(dec.args[1])
+                except ValueError:
+                    continue  # built at import time (f-strings): not a literal case
+                body = ast.unparse(node)
+                types = ["expr"] if "match_types=['expr']" in body else \
+                    ["latex"] if "match_types=['latex']" in body else ["latex", "expr"]
+                precision = 5 if "precision=5" in body else 6
+                for row in rows:
+                    d = dict(zip(names, row))
+                    rec = {"gold": d["gold"], "completion": d["pred"], "label": int(bool(d.get("expected", d.get("result")))),
+                           "source": f"{MV_REPO}@{MV_COMMIT}:{name}::{node.name}", "mv_match_types": types}
+                    precision_here = d.get("precision", precision)
+                    excluded = None
+                    if d.get("strict", True) is not True:
+                        excluded = "non-default math-verify option strict=False (variables matched by position)"
+                    elif d.get("allow_set_relation_comp", False):
+                        excluded = "non-default math-verify option allow_set_relation_comp=True"
+                    elif precision_here != 6:
+                        excluded = f"non-default math-verify float_rounding={precision_here}"
+                    elif (d["gold"], d["pred"]) in TOLERANCE_AGAINST_EXACT_GOLD:
+                        excluded = "label needs a tolerance against an exact gold (issue 11: only a decimal gold gets one)"
+                    elif (d["gold"], d["pred"]) in WRONG_LABEL:
+                        excluded = "label contradicts arithmetic"
+                    rec["excluded"] = excluded
+                    out.append(rec)
+    for pred, ref, expected in QWEN_CASES:
+        out.append({"gold": ref, "completion": pred, "label": expected, "source": QWEN_SOURCE,
+                    "mv_match_types": ["latex", "expr"], "excluded": None})
+    with open(EXTERNAL, "w") as f:
+        for rec in out:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    print(f"wrote {len(out)} external pairs to {EXTERNAL}")
+
+
+def load(path: Path) -> list[dict]:
+    with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def _cpu() -> float:
-    from datagen.verify._math_worker import shared_worker
+    from datagen.verify._math_worker import shared_pool
 
-    return time.process_time() + shared_worker().cpu_seconds()
+    return time.process_time() + shared_pool(1).cpu_seconds()
 
 
 def run_datagen(pairs: list[dict]) -> list[bool]:
@@ -59,26 +140,20 @@ def run_datagen(pairs: list[dict]) -> list[bool]:
     return [v["outcome"] == "correct" for v in verdicts]
 
 
-def _mv_one(gold: str, text: str | None) -> bool:
-    from math_verify import parse, verify
-
-    if text is None:
-        return False
-    try:
-        return bool(verify(parse(f"${gold}$"), parse(text)))
-    except Exception:  # noqa: BLE001 -- math-verify raising counts as "not accepted"
-        return False
-
-
 def run_math_verify(pairs: list[dict]) -> list[bool]:
-    return [_mv_one(p["gold"], p["completion"]) for p in pairs]
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-
-def run_math_verify_summary(pairs: list[dict]) -> list[bool]:
     out = []
     for p in pairs:
-        split = split_completion(p["completion"])
-        out.append(_mv_one(p["gold"], split.summary if split.closed and split.summary else None))
+        try:
+            if "mv_match_types" in p:  # as Math-Verify's own test suite calls it
+                cfg = [LatexExtractionConfig(boxed_match_priority=0) if t == "latex" else ExprExtractionConfig()
+                       for t in p["mv_match_types"]]
+                out.append(bool(verify(parse(p["gold"], cfg), parse(p["completion"], cfg))))
+            else:
+                out.append(bool(verify(parse(f"${p['gold']}$"), parse(p["completion"]))))
+        except Exception:  # noqa: BLE001 -- math-verify raising counts as "not accepted"
+            out.append(False)
     return out
 
 
@@ -100,63 +175,63 @@ def score(preds: list[bool], pairs: list[dict]) -> dict:
     return {"accuracy": round(1 - (fp + fn) / len(pairs), 4), "false_positives": fp, "false_negatives": fn}
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
-    pairs = load()
+def bench(title: str, pairs: list[dict]) -> dict:
     results = {}
-    for name, fn in [("datagen", run_datagen), ("math-verify", run_math_verify),
-                     ("math-verify (summary)", run_math_verify_summary)]:
+    outcomes: dict[str, int] = {}
+    for name, fn in [("datagen", run_datagen), ("math-verify", run_math_verify)]:
         preds, rate = measure(fn, pairs)
         results[name] = {**score(preds, pairs), "pairs_per_cpu_s": round(rate, 1), "preds": preds}
-
-    outcomes: dict[str, int] = {}
-    for v in run_datagen.last:  # type: ignore[attr-defined]
-        outcomes[v["outcome"]] = outcomes.get(v["outcome"], 0) + 1
-
-    print(f"{len(pairs)} labeled pairs ({sum(p['label'] for p in pairs)} correct), "
-          f"{len({p['tag'] for p in pairs})} categories")
-    print(f"{'verifier':24} {'accuracy':>9} {'FP':>4} {'FN':>4} {'pairs/CPU-s':>12}")
+        if name == "datagen":
+            last = run_datagen.last  # type: ignore[attr-defined]
+            for v in last:
+                outcomes[v["outcome"]] = outcomes.get(v["outcome"], 0) + 1
+    print(f"\n== {title}: {len(pairs)} pairs ({sum(p['label'] for p in pairs)} labelled correct)")
+    print(f"{'verifier':14} {'accuracy':>9} {'FP':>4} {'FN':>4} {'pairs/CPU-s':>12}")
     for name, r in results.items():
-        print(f"{name:24} {r['accuracy']:>9.4f} {r['false_positives']:>4} {r['false_negatives']:>4} {r['pairs_per_cpu_s']:>12.1f}")
-    symbolic = sum("(symbolic)" in v["detail"] for v in run_datagen.last)  # type: ignore[attr-defined]
+        print(f"{name:14} {r['accuracy']:>9.4f} {r['false_positives']:>4} {r['false_negatives']:>4} {r['pairs_per_cpu_s']:>12.1f}")
+    symbolic = sum("(symbolic)" in (v["detail"] or "") for v in last)
     print(f"datagen outcomes: {outcomes}; decided by the symbolic worker: {symbolic}/{len(pairs)}")
-
-    # "dev" pairs were written while the verifier was built; "heldout" pairs
-    # were written afterwards and not tuned on: the honest estimate.
-    split_acc: dict[str, dict[str, float]] = {}
-    for split in sorted({p.get("split", "dev") for p in pairs}):
-        idx = [i for i, p in enumerate(pairs) if p.get("split", "dev") == split]
-        split_acc[split] = {n: round(sum(results[n]["preds"][i] == bool(pairs[i]["label"]) for i in idx) / len(idx), 4)
-                            for n in results}
-        print(f"{split:8} split (n={len(idx)}): " + ", ".join(f"{n} {a:.4f}" for n, a in split_acc[split].items()))
-
-    print("\nper category (datagen / math-verify accuracy):")
-    tags = sorted({p["tag"] for p in pairs})
-    for tag in tags:
-        idx = [i for i, p in enumerate(pairs) if p["tag"] == tag]
-        acc = {n: sum(results[n]["preds"][i] == bool(pairs[i]["label"]) for i in idx) / len(idx) for n in results}
-        print(f"  {tag:20} {acc['datagen']:.2f} / {acc['math-verify']:.2f}  (n={len(idx)})")
-
-    print("\ndatagen mistakes:")
+    print("datagen mistakes:")
     for i, p in enumerate(pairs):
         if results["datagen"]["preds"][i] != bool(p["label"]):
-            v = run_datagen.last[i]  # type: ignore[attr-defined]
-            print(f"  [{p['tag']}] label={p['label']} outcome={v['outcome']}: {v['detail'][:110]}")
-
+            print(f"  label={p['label']} {last[i]['outcome']}: gold {p['gold'][:60]!r} | {(last[i]['detail'] or '')[:90]}"
+                  f" [{p.get('source', p.get('tag', ''))}]")
     dg, mv = results["datagen"], results["math-verify"]
-    summary = {
-        "pairs": len(pairs),
-        **{f"{n.replace(' ', '_').replace('(', '').replace(')', '')}_{k}": v
-           for n, r in results.items() for k, v in r.items() if k != "preds"},
-        "accuracy_gain": round(dg["accuracy"] - mv["accuracy"], 4),
-        "throughput_ratio": round(dg["pairs_per_cpu_s"] / mv["pairs_per_cpu_s"], 1),
-        "throughput_ratio_vs_summary": round(dg["pairs_per_cpu_s"] / results["math-verify (summary)"]["pairs_per_cpu_s"], 1),
-        "datagen_outcomes": outcomes,
-        "datagen_symbolic_pairs": symbolic,
-        "accuracy_by_split": split_acc,
-    }
-    print(f"\naccuracy gain vs math-verify: {summary['accuracy_gain']:+.4f}; "
-          f"throughput ratio: {summary['throughput_ratio']}x")
+    return {"pairs": len(pairs), **{f"{n.replace('-', '_')}_{k}": v for n, r in results.items() for k, v in r.items()
+                                    if k != "preds"},
+            "throughput_ratio": round(dg["pairs_per_cpu_s"] / mv["pairs_per_cpu_s"], 1),
+            "datagen_outcomes": outcomes, "datagen_symbolic_pairs": symbolic}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rebuild-external", type=Path, metavar="MATH_VERIFY_CHECKOUT",
+                        help="regenerate the external pairs from a Math-Verify checkout, then exit")
+    args = parser.parse_args()
+    if args.rebuild_external:
+        rebuild_external(args.rebuild_external)
+        return
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    external_all = load(EXTERNAL)
+    external = [p for p in external_all if not p.get("excluded")]
+    own = load(OWN)
+    print(f"external pairs: {len(external)} scored, {len(external_all) - len(external)} excluded by rule:")
+    reasons: dict[str, int] = {}
+    for p in external_all:
+        if p.get("excluded"):
+            reasons[p["excluded"]] = reasons.get(p["excluded"], 0) + 1
+    for why, n in reasons.items():
+        print(f"  {n} x {why}")
+    ext = bench("external (written by others)", external)
+    mine = bench("own (written for datagen)", own)
+    summary = {"external": ext, "external_excluded": len(external_all) - len(external), "own": mine,
+               "external_accuracy": ext["datagen_accuracy"], "external_false_positives": ext["datagen_false_positives"],
+               "external_throughput_ratio": ext["throughput_ratio"], "own_accuracy": mine["datagen_accuracy"],
+               "own_throughput_ratio": mine["throughput_ratio"]}
+    print(f"\nexternal: accuracy {ext['datagen_accuracy']:.4f} (math-verify {ext['math_verify_accuracy']:.4f}), "
+          f"FP {ext['datagen_false_positives']}, {ext['throughput_ratio']}x math-verify per CPU-s; "
+          f"own: accuracy {mine['datagen_accuracy']:.4f}, {mine['throughput_ratio']}x")
     print(json.dumps(summary))
 
 

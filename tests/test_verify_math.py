@@ -110,12 +110,12 @@ def test_exact_integers_are_not_compared_with_tolerance():
 
 
 def test_tolerance_only_against_a_non_integer_decimal_gold():
-    # an exact answer must round to the decimal gold (half a unit of its last digit)
+    # against a non-integer decimal gold: within 1e-6 relative, nothing looser
     assert outcome("\\frac{1}{3}", "0.3333333333") == "correct"
-    assert outcome("\\frac{70}{9}", "7.78") == "correct"
-    assert outcome("\\pi", "3.14") == "correct"
-    # a decimal answer: equal to the gold within 1e-6 relative
     assert outcome("0.3333333", "0.333333") == "correct"
+    assert outcome("\\frac{70}{9}", "7.78") == "incorrect"
+    assert outcome("\\pi", "3.14") == "incorrect"
+    assert outcome("0.\\overline{3}", "0.3") == "incorrect"
     assert outcome("7.7", "7.78") == "incorrect"
     assert outcome("3.15", "3.14") == "incorrect"
     # integers and exact golds: no tolerance at all

@@ -62,6 +62,7 @@ class Execution:
     value: Any = None
     unserialisable: str | None = None
     unreadable: str | None = None
+    wall_limit_s: float = 0.0
     oom_killed: bool | None = None
     memory_peak_bytes: int | None = None
     detail: str = ""
@@ -204,7 +205,8 @@ class Zygote:
             if header.get(k) is not None
         }
         fields.update(_decode_result(result))
-        return Execution(stdout=stdout, stdout_size=out_size, output_limit_bytes=limit, stderr=stderr, **fields)
+        return Execution(stdout=stdout, stdout_size=out_size, output_limit_bytes=limit, stderr=stderr,
+                         wall_limit_s=float(request["wall_limit_s"]), **fields)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -80,6 +80,8 @@ M_ARENA_MAX = -8
 PAGE = os.sysconf("SC_PAGE_SIZE")
 WORKDIR = "/sandbox"
 N_FDS = 6  # code, stdin, args, stdout, stderr, result
+WALL_STRETCH = 8  # how far past its wall limit a test still using CPU may run
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -410,6 +412,9 @@ class Zygote:
         self.degraded = []
         self.cgroup = None
         self.seccomp = None
+        # /proc as the zygote sees it (the host's PID namespace), kept open
+        # across pivot_root to watch a test's CPU use (see _wait).
+        self.proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
         # glibc reserves 64 MB of address space per malloc arena (up to 8 per
         # core): cap the arenas so that threads cost their stacks, not 64 MB each.
         _libc.mallopt(M_ARENA_MAX, 2)
@@ -436,7 +441,7 @@ class Zygote:
         try:
             self.cgroup = MemoryCgroup()
             self.layers["cgroup"] = f"memory {self.cgroup.version}"
-        except OSError as exc:
+        except Exception as exc:  # unreadable /proc, odd layouts: degrade, never die
             self.cgroup = None
             self.layers["cgroup"] = None
             self.degraded.append(f"memory cgroup: {exc} (per-process address-space cap only)")
@@ -447,9 +452,12 @@ class Zygote:
             try:
                 _minimal_root(self.uid)
                 self.layers["root"] = "minimal"
-            except OSError as exc:
+            except Exception as exc:
                 self.degraded.append(f"minimal root: {exc} (host filesystem visible under permissions)")
-        buf, prog = _seccomp_program()
+        try:
+            buf, prog = _seccomp_program()
+        except Exception as exc:
+            buf, prog = None, repr(exc)
         if buf is None:
             self.layers["seccomp"] = None
             self.degraded.append(f"seccomp: {prog}")
@@ -517,7 +525,7 @@ class Zygote:
                 return self._init(req, fds, child_w)  # returns only in the candidate
             os.close(status_w)
             status_w = -1
-            timed_out = not _wait_fd(os.pidfd_open(pid), wall_limit)
+            timed_out = not self._wait(pid, wall_limit, started)
             if timed_out:
                 if self.isolation == "namespaces":
                     os.kill(pid, signal.SIGKILL)
@@ -544,6 +552,62 @@ class Zygote:
             for fd in (status_r, status_w):
                 if fd >= 0:
                     os.close(fd)
+
+    def _wait(self, pid, wall_limit, started):
+        """Wait for init; False when the wall clock ran out.
+
+        Past ``wall_limit`` the test goes on only while its processes keep
+        using CPU (at least a clock tick each second: a sleeper or a blocked
+        program stops here, a program starved by other work on the machine
+        does not), up to ``WALL_STRETCH`` times the limit. The CPU limit
+        itself is the rlimit's, exact whatever the load.
+        """
+        pidfd = os.pidfd_open(pid)
+        try:
+            if _poll(pidfd, wall_limit):
+                return True
+            cpu = self._tree_cpu(pid)
+            while time.monotonic() - started < WALL_STRETCH * wall_limit:
+                if _poll(pidfd, 1.0):
+                    return True
+                now_cpu = self._tree_cpu(pid)
+                if now_cpu - cpu < 1 / CLOCK_TICKS:
+                    return False
+                cpu = now_cpu
+            return False
+        finally:
+            os.close(pidfd)
+
+    def _tree_cpu(self, pid):
+        """CPU seconds of ``pid`` and every live descendant (plus what they reaped),
+        read from the /proc opened before pivot_root; 0 where it cannot be read."""
+        total, todo, seen = 0, [pid], set()
+        while todo and len(seen) < 4096:
+            p = todo.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            try:
+                fd = os.open(f"{p}/stat", os.O_RDONLY, dir_fd=self.proc_fd)
+                try:
+                    fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
+                finally:
+                    os.close(fd)
+                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+                fd = os.open(f"{p}/task", os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.proc_fd)
+                try:
+                    tids = os.listdir(fd)
+                finally:
+                    os.close(fd)
+                for tid in tids:
+                    fd = os.open(f"{p}/task/{tid}/children", os.O_RDONLY, dir_fd=self.proc_fd)
+                    try:
+                        todo += [int(c) for c in os.read(fd, 1 << 16).split()]
+                    finally:
+                        os.close(fd)
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / CLOCK_TICKS
 
     # ------------------------------------------------------------------ init
     def _init(self, req, fds, status_w):
@@ -677,13 +741,10 @@ def _read_all(fd):
     return os.pread(fd, size, 0) if size else b""
 
 
-def _wait_fd(fd, timeout):
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(max(0.0, timeout) * 1000))
-    finally:
-        os.close(fd)
+def _poll(fd, timeout):
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
 def _killpg(pid):

@@ -179,11 +179,13 @@ _FINAL_PHRASE = re.compile(
 _CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.IGNORECASE)
 # Math spans: $$…$$, $…$, \[…\], \(…\) (non-greedy, no nesting: linear).
 # Inline math ($…$, \(…\)) stays on one line; display math may span lines.
-_MATH_SPAN = re.compile(r"\$\$(?P<a>[^$]{1,2000}?)\$\$|\$(?P<b>[^$\n]{1,2000}?)\$|\\\[(?P<c>.{1,2000}?)\\\]"
+# An escaped dollar (\$5) is money, not a delimiter.
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$(?P<a>(?:\\\$|[^$]){1,2000}?)(?<!\\)\$\$"
+                        r"|(?<!\\)\$(?P<b>(?:\\\$|[^$\n]){1,2000}?)(?<!\\)\$|\\\[(?P<c>.{1,2000}?)\\\]"
                         r"|\\\((?P<d>[^\n]{1,2000}?)\\\)", re.DOTALL)
 _BOLD = re.compile(r"\*\*(?P<x>[^*\n]{1,200})\*\*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-_COPULA = re.compile(r"\s(?:is|are|was|equals|=)\s+(?!not\b)", re.IGNORECASE)
+_COPULA = re.compile(r"\s(?:is|are|was|equals)\s+(?!not\b)", re.IGNORECASE)
 
 
 def _trim_sentence(ans: str) -> str:
@@ -226,8 +228,8 @@ def _reduce(sentence: str) -> str | None:
     s = _trim_sentence(s)
     if not s:
         return None
-    words = re.findall(r"[A-Za-z]{2,}", s)
-    if len(words) <= 2 and len(s) <= 80:
+    words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+(?:\{[a-zA-Z*]+\})?", " ", s))
+    if len(words) <= 2 and len(s) <= 200:
         return s  # "24 square units", "x = 5", "-7"
     nums = [m for m in _NUMBER.finditer(s) if not _negated(s, m.start())]
     if len(nums) == 1:
@@ -262,7 +264,9 @@ def _final_answers(summary: str | None) -> list[str]:
     phrases = [m for m in _FINAL_PHRASE.finditer(summary)]
     # the last statement wins: "…\boxed{200}… Final Answer: The final answer is $10,455$."
     if boxed and not (phrases and boxes and phrases[-1].start() > boxes[-1][0] + 8):
-        return list(dict.fromkeys(boxed))
+        if len(boxed) == 1:
+            boxed = [boxed[0] + _unit_after(summary, boxes[-1][0])]
+        return _with_hedges(summary, list(dict.fromkeys(boxed)))
     if phrases:
         m = phrases[-1]
         group = "ans" if m.group("ans") is not None else "ans2"
@@ -287,8 +291,41 @@ def _final_answers(summary: str | None) -> list[str]:
         closing = _CLOSING.match(sentence)
         got = _reduce(closing.group("rest") if closing else sentence)
         if got:
-            return [got]
+            return _with_hedges(summary, [got])
     return []
+
+
+_HEDGE = re.compile(r"\b(?:also possible|might also be|could also be|may also be|or possibly|or maybe|"
+                    r"not (?:fully |entirely |completely |100% )?(?:sure|certain)|alternatively)\b", re.IGNORECASE)
+
+
+def _with_hedges(summary: str, answers: list[str]) -> list[str]:
+    """Add the other values of a hedging sentence ("$\\boxed{4}$ (though $5$ is
+    also possible)"): a hedge states several answers, judged as a set."""
+    if not _HEDGE.search(summary):
+        return answers
+    extra = []
+    for sentence in _sentences(summary):
+        if _HEDGE.search(sentence):
+            masked = _MATH_SPAN.sub(" ", sentence)
+            values = [x for _, x in _spans(sentence)] + [m.group(0) for m in _NUMBER.finditer(masked)]
+            extra += [v.strip() for v in values if v.strip() and "\\boxed" not in v]
+    seen = {a.replace(" ", "") for a in answers}
+    return answers + [v for v in dict.fromkeys(extra) if v.replace(" ", "") not in seen]
+
+
+_UNIT_WORD = re.compile(r"\$?\s*(?:\\text\{\s*)?([A-Za-z]{1,12})\b")
+
+
+def _unit_after(summary: str, box_start: int) -> str:
+    """`` minutes`` when a known unit follows the box (``$\\boxed{90}$ minutes``)."""
+    m = _BOX.match(summary, box_start)
+    match = _brace_matches(summary[m.end():m.end() + 4000]) if m else {}
+    end = match.get(0) if m and summary[m.end():m.end() + 1] == "{" else None
+    if end is None:
+        return ""
+    after = _UNIT_WORD.match(summary, m.end() + end + 1)
+    return f" {after.group(1)}" if after and after.group(1) in _UNITS and len(after.group(1)) > 1 else ""
 
 
 def extract_final_answer(summary: str | None) -> str | None:
@@ -525,6 +562,8 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
 
 def _split_top(text: str, seps: tuple[str, ...]) -> list[str]:
     """Split at separators outside any (), [], {} (``\\{`` counts as a bracket)."""
+    if not any(sep in text for sep in seps):
+        return [text.strip()]  # the common case, without the character walk
     parts, depth, start, i = [], 0, 0, 0
     while i < len(text):
         c = text[i]
