@@ -60,9 +60,8 @@ def run_plain(store, gen_ref: str, verify_p, filter_p, select_p, mix_p) -> dict[
     """The same stage functions with no Prefect: read shard, work, write shard, commit."""
     from datagen.mix import mix
     from datagen.select import select
-    from filters.runner import run_filters
-    from flows.filter import enabled_filters, filter_shard
-    from flows.verify import verify_shard
+    from datagen.verify.stage import verify_shard
+    from filters.runner import PROBLEM_COLUMNS, enabled_filters, filter_shard, problem_decisions, split_by_kind
 
     times = {}
     t0 = time.perf_counter()
@@ -76,15 +75,12 @@ def run_plain(store, gen_ref: str, verify_p, filter_p, select_p, mix_p) -> dict[
     times["verify"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    names = enabled_filters(filter_p.filters)
-    wide = [n for n in names if n in ("decontam", "dedup")]
-    problems = (store.scan(verified).select("problem_id", "prompt", "source", "domain", "language")
+    wide, per_row = split_by_kind(enabled_filters(filter_p.filters))
+    problems = (store.scan(verified).select(*PROBLEM_COLUMNS)
                 .unique(subset="problem_id", keep="first", maintain_order=True).collect().to_dicts())
-    prow, _ = run_filters(problems, filter_p.filters, names=wide)
-    drops = {r["problem_id"]: r["drop"] for r in prow if r["drop"]}
+    drops, _ = problem_decisions(problems, filter_p.filters, wide) if wide else ({}, {})
     w = store.writer("plain-filtered", stage="filter")
-    fn = partial(filter_shard, config=filter_p.filters, names=[n for n in names if n not in wide],
-                 problem_drops=drops)
+    fn = partial(filter_shard, config=filter_p.filters, names=per_row, problem_drops=drops)
     for i, s in enumerate(verified.shards):
         rows, _ = fn(store.read_shard(s.path).to_pylist())
         w.write_shard(f"part-{i:05d}", rows)

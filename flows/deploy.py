@@ -93,16 +93,12 @@ def plan(
     only when the pipeline deployment is kept. Raises ``datagen.config.ConfigError``
     for an invalid pipeline config and ``ValueError`` for an unknown ``only`` name.
     """
-    on_demand = [
-        ("ingest", "flows/ingest.py:ingest_flow", cpu_pool, "Import a problem file as a problems version."),
-        ("verify", "flows/verify.py:verify_flow", cpu_pool, "Verify a generations version."),
-        ("filter", "flows/filter.py:filter_flow", cpu_pool, "Filter a verified version."),
-        ("select", "flows/select.py:select_flow", cpu_pool, "Rejection sampling and the GRPO prompt set."),
-        ("mix", "flows/mix.py:mix_flow", cpu_pool, "Reasoning + non-reasoning samples as chat messages."),
-        ("generate", "flows/generate.py:generate_flow", gpu_pool, "Generate on this GPU worker (fan_out: false)."),
-        ("sft", "flows/train.py:sft_flow", gpu_pool, "SFT on an SFT-mix version."),
-        ("grpo", "flows/train.py:grpo_flow", gpu_pool, "GRPO on a prompt-set version."),
-    ]
+    from flows.catalog import FLOWS
+
+    pools = {"cpu": cpu_pool, "gpu": gpu_pool}
+    # CPU stages first, then GPU ones (the order the plan prints in)
+    on_demand = [(name, e.entrypoint, pools[e.pool], e.description)
+                 for kind in ("cpu", "gpu") for name, e in FLOWS.items() if e.pool == kind]
     specs = [
         DeploymentSpec(flow, f"{flow}-{'gpu' if pool == gpu_pool else 'cpu'}", entry, pool, desc,
                        tags=("gpu",) if pool == gpu_pool else ())

@@ -10,23 +10,10 @@ with a summary of the versions written and their statistics.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 
 from datagen.cli.main import CLIError
-
-# flow name -> (module, flow function, params model). Plain dict: no registry magic.
-FLOWS: dict[str, tuple[str, str, str]] = {
-    "ingest": ("flows.ingest", "ingest_flow", "IngestParams"),
-    "generate": ("flows.generate", "generate_flow", "GenerateParams"),
-    "verify": ("flows.verify", "verify_flow", "VerifyParams"),
-    "filter": ("flows.filter", "filter_flow", "FilterParams"),
-    "select": ("flows.select", "select_flow", "SelectParams"),
-    "mix": ("flows.mix", "mix_flow", "MixParams"),
-    "sft": ("flows.train", "sft_flow", "SFTParams"),
-    "grpo": ("flows.train", "grpo_flow", "GRPOParams"),
-    "pipeline": ("flows.pipeline", "pipeline_flow", "PipelineParams"),
-}
+from flows.catalog import FLOWS  # the one table of flows (also what flows.deploy registers)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def params_model(flow: str):
     """The parameter model (pydantic class) of ``flow``."""
-    module, _, model_name = FLOWS[flow]
-    return getattr(importlib.import_module(module), model_name)
+    return FLOWS[flow].params_model()
 
 
 def load_params(flow: str, config: str | None, sets: list[str]):
@@ -81,8 +67,7 @@ def cmd_run(args) -> int:
     missing = missing_models(params)
     if missing:
         raise CLIError(missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    module, fn_name, _ = FLOWS[args.flow]
-    flow_fn = getattr(importlib.import_module(module), fn_name)
+    flow_fn = FLOWS[args.flow].flow()
 
     from datagen import runtime
     from flows.common import ad_hoc_run_settings
