@@ -935,13 +935,10 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
         return False
     if isinstance(g, Equation) and isinstance(a, Equation):
         d1, d2 = f"({g.lhs})-({g.rhs})", f"({a.lhs})-({a.rhs})"
-        same = eq(d1, d2)
-        if same:
+        if eq(d1, d2):
             return True
-        flipped = eq(d1, f"-({d2})")
-        if flipped:
-            return True
-        # x^2/16 + y^2/12 = 1/4 is x^2/4 + y^2/3 = 1 scaled: a constant ratio
+        # the same equation flipped or scaled (x^2/16 + y^2/12 = 1/4 is
+        # x^2/4 + y^2/3 = 1): lhs - rhs differ by a constant non-zero factor
         return eq("EQN:" + d1, "EQN:" + d2)
     if isinstance(g, Text) or isinstance(a, Text):
         gt = g.words if isinstance(g, Text) else g.text.lower() if isinstance(g, Scalar) else None
