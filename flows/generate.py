@@ -107,9 +107,28 @@ def _stats_key(params: ShardParams) -> str:
     return f"{params.output}/{params.version}/stats/{params.shard_name}.json"
 
 
-@task(cache_policy=NO_CACHE, tags=["gpu"], **RETRY)
+@task(cache_policy=NO_CACHE, task_run_name="generate {params.shard_name}", **RETRY)
 def generate_shard_task(params: ShardParams) -> dict[str, Any]:
     return run_shard(params)
+
+
+def uses_gpu(config: GenerateConfig) -> bool:
+    """Whether this process's shard tasks run on a GPU, so the ``gpu`` tag (and any
+    tag concurrency limit on it) is true: vLLM always, hf on a CUDA device (or
+    ``auto`` with one present); an OpenAI-compatible backend's GPU is the server's."""
+    backend = config.backend
+    if backend.kind == "vllm":
+        return True
+    if backend.kind == "hf":
+        if str(backend.device).startswith("cuda"):
+            return True
+        if backend.device == "auto":
+            try:
+                import torch
+            except ImportError:
+                return False
+            return torch.cuda.is_available()
+    return False
 
 
 @flow(name="generate-shard")
@@ -168,7 +187,8 @@ def generate_flow(params: GenerateParams) -> str:
     else:
         from prefect.futures import as_completed
 
-        futures = [generate_shard_task.submit(p) for p in shard_params]
+        shard_task = generate_shard_task.with_options(tags=["gpu"] if uses_gpu(params.generation) else [])
+        futures = [shard_task.submit(p) for p in shard_params]
         for done, fut in enumerate(as_completed(futures), 1):
             results.append(fut.result())
             report("generate", done, len(shards))

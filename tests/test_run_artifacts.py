@@ -98,3 +98,31 @@ def test_stage_artifacts_link_the_version_show_plots_and_round(tmp_path, monkeyp
 
     names = sorted(t.name for t in _task_runs(run_id))
     assert names == ["dst/part-00000", "dst/part-00001", "dst/part-00002"]
+
+
+def test_generate_shard_tasks_are_named_by_shard_and_tagged_gpu_only_on_a_gpu(tmp_path):
+    from datagen.config import build
+    from datagen.files import write_records
+    from datagen.problems import arithmetic_problems
+    from datagen.tinymodel import save_tiny
+    from flows.generate import GenerateParams, generate_flow, uses_gpu
+    from flows.ingest import IngestParams, ingest_flow
+
+    problems = tmp_path / "problems.jsonl"
+    write_records(problems, arithmetic_problems(4, seed=0, max_ops=1, max_operand=9))
+    root = str(tmp_path / "store")
+    src = ingest_flow(IngestParams(root=root, file=str(problems)))
+    params = build(GenerateParams, {"root": root, "input": src, "shard_size": 2, "generation": {
+        "backend": {"kind": "hf", "model": str(save_tiny(tmp_path / "model")), "device": "cpu"},
+        "n": 1, "k": 0, "exemplars": None, "template": "r1_zero.v1", "sampling": {"max_tokens": 4, "seed": 0}}})
+    assert not uses_gpu(params.generation)
+    ref = generate_flow(params)
+    m = Store(root).resolve(ref)
+    runs = _task_runs(m.flow_run_id)
+    shard_names = sorted(s.path.rsplit("/", 1)[1][: -len(".parquet")] for s in m.shards)
+    assert sorted(t.name for t in runs) == [f"generate {n}" for n in shard_names]
+    assert all("gpu" not in t.tags for t in runs)
+
+    gpu = params.generation.model_copy(update={"backend": params.generation.backend.model_copy(
+        update={"device": "cuda:0"})})
+    assert uses_gpu(gpu)
