@@ -127,6 +127,9 @@ def _boxed_all(text: str) -> list[str]:
     return [f for _, f in _boxes(text)]
 
 
+# Invisible characters carry no value (U+200B-U+200D, U+2060-U+2064, BOM).
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060-\u2064\ufeff]")
+
 # Chat-template tokens a model sometimes runs on into: the answer ends there.
 _STOP_TOKENS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|<｜end▁of▁sentence｜>")
 _BOILERPLATE = re.compile(r"I hope (?:it|this) is correct\.?", re.IGNORECASE)
@@ -498,9 +501,10 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     for k, v in _UNICODE.items():
         if k in s:
             s = s.replace(k, v)
-    boxed = _boxed_all(s)
-    if boxed:
-        s = boxed[-1]
+    s = _ZERO_WIDTH.sub("", s)
+    boxes = _boxes(s)
+    if len(boxes) == 1 and boxes[0][0] == 0 and re.fullmatch(r"\\(?:boxed|fbox)\s*\{.*\}", s, re.DOTALL):
+        s = boxes[0][1]  # \boxed{\boxed{4}} is 4; `3 \boxed{4}` stays two things
     s = s.strip()
     if "\\$" in s:  # a dollar amount, before `$` math delimiters are dropped
         s = s.replace("\\$", " ")
@@ -816,6 +820,8 @@ def _scalar_variants(a: Scalar, b: Scalar) -> list[tuple[str, str]] | bool:
             ta = f"({ta})\\frac{{{r.numerator}}}{{{r.denominator}}}"
     pairs = [(ta, tb)]
     if a.percent != b.percent:
+        # 50% is 0.5 and also "50" where the question asked for a percent: both
+        # readings state the same quantity, so neither lets one answer match two values
         p, q = (ta, tb) if a.percent else (tb, ta)
         pairs.append((f"({p})/100", q) if a.percent else (q, f"({p})/100"))
     if a.degrees != b.degrees:
