@@ -16,14 +16,18 @@ import pytest
 from datagen.files import read_records
 from datagen.generate import (
     GenerateConfig,
+    GenerationFailed,
     GenOutput,
     GenResult,
     HFBackendConfig,
     SamplingConfig,
+    finish_stats,
     generate,
+    generate_checked,
     generate_shard,
     make_backend,
     plan_shards,
+    sample_seed,
 )
 from datagen.tinymodel import save_tiny
 
@@ -237,3 +241,78 @@ def test_sigkill_then_rerun_gives_exactly_n_samples_per_problem(tmp_path, tiny):
     assert len(per_problem) == 24 and set(per_problem.values()) == {3}
     assert len({r["sample_id"] for r in rows}) == len(rows) == 72
     assert not list(work.glob(".*tmp-*"))
+
+
+# --------------------------------------------------------------------------- failure threshold, seeds, shares
+
+
+class RepeatingBackend:
+    """Test double: a real backend whose server 'ignores sampling' — every sample is the first one."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+
+    def generate(self, requests):
+        return [GenResult([r.outputs[0]] * len(r.outputs), r.think_prefilled) for r in self.inner.generate(requests)]
+
+
+def test_error_share_above_threshold_fails_the_shard_naming_endpoint_and_error(tmp_path, backend, tiny):
+    problems = _problems(4)
+    problems[3]["prompt"] = "poison"  # 2 of 8 samples fail: 25 %
+    with pytest.raises(GenerationFailed, match=r"2 of 8 samples failed at .*tiny.*HTTP 400: bad prompt") as info:
+        generate_shard(problems, FailingPromptBackend(backend), _config(tiny, max_error_share=0.2),
+                       shard_dir=tmp_path, shard_name="s")
+    assert not isinstance(info.value.__cause__, ConnectionError)  # a 400 is not retried as transient
+    assert not list(tmp_path.iterdir())  # a failed shard writes nothing
+    rows, stats = generate_checked(problems, FailingPromptBackend(backend), _config(tiny, max_error_share=0.25))
+    assert stats["errors"] == 2 and stats["samples"] == 8 and len(rows) == 8
+
+
+def test_all_errors_fail_even_with_a_permissive_threshold(tiny):
+    from datagen.generate.backends.openai import OpenAIBackend
+    from datagen.generate.config import OpenAIBackendConfig
+    from datagen.real import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    dead = OpenAIBackend(OpenAIBackendConfig(model="m", base_url=url, max_retries=1, backoff_s=0.01))
+    config = _config(tiny, max_error_share=1.0)
+    with pytest.raises(GenerationFailed, match=f"2 of 2 samples failed at {url}") as info:
+        generate_checked(_problems(1), dead, config)
+    assert isinstance(info.value.__cause__, ConnectionError)  # transient: the shard task retries it
+    with pytest.raises(GenerationFailed, match="every one of the 4 samples failed"):
+        finish_stats({"samples": 4, "errors": 4}, config)
+
+
+def test_stats_count_requests_and_identical_samples_and_warn(backend, tiny, caplog):
+    config = _config(tiny, n=4, sampling=SamplingConfig(max_tokens=12, temperature=1.0))
+    _, honest = generate_checked(_problems(3), backend, config)
+    assert honest["requests"] == 12 and honest["retries"] == 0 and honest["identical_samples"] <= 1
+    _, repeated = generate_checked(_problems(3), RepeatingBackend(backend), config)
+    assert repeated["identical_samples"] == 9  # 3 of the 4 samples of each problem repeat the first
+    with caplog.at_level("WARNING"):
+        shown = finish_stats(repeated, config)
+    assert shown["identical_samples_share"] == 0.75
+    assert "is the server sampling at all" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert finish_stats(honest, config)["identical_samples_share"] <= 0.0834
+    assert "sampling at all" not in caplog.text
+
+
+def test_a_sample_depends_on_seed_problem_and_k_only(tmp_path, tiny):
+    import torch
+
+    from datagen.generate import generate_rows
+
+    backend = make_backend(HFBackendConfig(model=tiny, batch_size=1))
+    config = _config(tiny, n=3, sampling=SamplingConfig(max_tokens=16, temperature=1.0))
+    twins = _problems(3)
+    twins[2]["prompt"] = twins[1]["prompt"]  # same prompt, another problem_id
+    torch.manual_seed(1)
+    together = {r["sample_id"]: r["completion"] for r in generate_rows(twins, backend, config)}
+    torch.manual_seed(2)  # the global RNG is not used
+    alone = {r["sample_id"]: r["completion"] for r in generate_rows(twins[1:2], backend, config)}
+    assert all(together[k] == v for k, v in alone.items())
+    # Same prompt, other problem: other seeds, so not the same three draws.
+    assert [together[f"p002:{k}"] for k in range(3)] != [together[f"p001:{k}"] for k in range(3)]
+    assert sample_seed(0, "p001", 0) != sample_seed(0, "p002", 0) != sample_seed(0, "p001", 1)
