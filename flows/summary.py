@@ -27,6 +27,7 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
     from rich.table import Table
 
     from datagen.store import StoreError, open_store
+    from datagen.store.card import format_value
     from datagen.store.manifest import flatten_stats
     from flows.common import shown
 
@@ -34,8 +35,11 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
     console = Console()
     refs = _refs(result)
     table = Table(title="versions written")
-    for col in ("stage", "version", "rows", "key statistics"):
-        table.add_column(col, overflow="fold")
+    for col in ("stage", "version", "rows"):
+        # ids and counts stay whole on one line (only the statistics column gives way)
+        table.add_column(col, no_wrap=True, justify="right" if col == "rows" else "left")
+    # one statistic a line; one longer than the column ends in an ellipsis, never wraps mid-word
+    table.add_column("key statistics", overflow="ellipsis")
     for ref in refs:
         try:
             m = store.resolve(ref)
@@ -43,8 +47,10 @@ def print_summary(result: Any, *, root: str | None = None) -> None:
             log.debug("summary: %s is not a version: %s", ref, exc)
             continue
         flat = flatten_stats(shown(m.stats))
-        keys = ", ".join(f"{k}={v}" for k, v in list(flat.items())[:8])
+        keys = "\n".join(f"{k}={format_value(v)}" for k, v in list(flat.items())[:8])
         table.add_row(m.stage, m.ref, f"{m.rows:,}", keys)
+        for col, text in zip(table.columns, (m.stage, m.ref, f"{m.rows:,}")):
+            col.min_width = max(col.min_width or 0, len(text))
     console.print(table)
     if isinstance(result, Mapping):
         extras = {k: v for k, v in result.items() if not _refs(v)}
