@@ -72,4 +72,12 @@ def empty_versions(result: Any, root: str | None) -> list[str]:
     return out
 
 
-__all__ = ["TINY_HINT", "empty_versions", "missing_models"]
+__all__ = ["TINY_HINT", "check_root", "empty_versions", "missing_models"]
+
+
+def check_root(root: str | None) -> None:
+    """Reach the store root once before any stage runs: a missing bucket, bad
+    credentials or a wrong endpoint fail here in one line (``StoreError``)."""
+    from datagen.store import open_store
+
+    open_store(root).datasets()

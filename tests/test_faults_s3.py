@@ -318,3 +318,14 @@ def test_export_and_import_take_s3_file_paths(s3_root, s3_server, tmp_path):
                   "--json"], env, tmp_path)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["rows"] == 7
+
+
+def test_run_on_a_missing_bucket_is_one_line_before_any_stage(s3_server, tmp_path):
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text("name: problems\nsynthetic: {kind: arithmetic, n: 4, seed: 0}\n")
+    env = _env(tmp_path, AWS_ENDPOINT_URL=s3_server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    env.pop("PREFECT_API_URL", None)
+    r = _cli(["run", "ingest", "--config", str(cfg), "--root", "s3://no-such-bucket-y/x"], env, tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == ("datagen run: error: list x/: bucket 'no-such-bucket-y' does not exist "
+                        "(root s3://no-such-bucket-y/x); create it or fix the root\n")

@@ -62,11 +62,16 @@ def cmd_run(args) -> int:
     if args.print_config:
         print(json.dumps(params.model_dump(mode="json"), indent=2))
         return 0
-    from datagen.preflight import empty_versions, missing_models
+    from datagen.preflight import check_root, empty_versions, missing_models
+    from datagen.store import StoreError
 
     missing = missing_models(params)
     if missing:
         raise CLIError(missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    try:
+        check_root(getattr(params, "root", None))
+    except StoreError as exc:
+        raise CLIError(str(exc)) from None
     flow_fn = FLOWS[args.flow].flow()
 
     from datagen import runtime
