@@ -193,3 +193,12 @@ def test_a_killed_filter_leaves_no_temp_output_once_the_next_command_starts(tmp_
     assert not tmp_out[0].exists()
     assert not out.exists()
     assert _run_folders(tmp_path) == []
+
+
+def test_a_normal_run_is_quiet_and_leaves_nothing_behind(tmp_path):
+    proc = subprocess.run([DATAGEN, "run", "ingest", "--config", str(_ingest_config(tmp_path))], env=_env(tmp_path),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "telemetry" not in proc.stderr.lower()
+    assert _run_folders(tmp_path) == []
+    assert not [c for c in _children(os.getpid()) if "uvicorn" in _cmdline(c)]

@@ -257,3 +257,17 @@ def test_s3_transient_errors_are_retried_and_counted(s3_root):
     with pytest.raises(StoreError, match="access denied"):
         objs.put_bytes("k2", b"v")
     assert objs.retries == 2  # not retried
+
+
+def test_a_commit_cut_before_latest_moved_is_still_visible_and_a_rerun_repairs_it(any_root):
+    """The manifest is the commit; `latest` follows. If the writer dies in between,
+    readers of NAME still find the version, and the rerun (same run key) moves `latest`."""
+    store = Store(any_root)
+    w = store.writer("probs", stage="import", run_key="k")
+    w.write(_rows(3))
+    w.commit(move_refs=())  # as if cut right after the manifest PUT
+    assert store.get_ref("probs", "latest") == (None, None)
+    assert store.resolve("probs").id == w.version
+    again = Store(any_root).writer("probs", stage="import", run_key="k")
+    assert again.committed is not None
+    assert store.get_ref("probs", "latest")[0] == w.version
