@@ -38,19 +38,17 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pipeline_root(tmp_path_factory, prefect_harness):
-    """A local store written by the real pipeline (tiny random model; completions
-    count as reasoning because the template pre-fills <think>)."""
+def _run_pipeline(tmp, root: str) -> dict:
+    """Run the real pipeline into ``root`` (tiny random model; completions count
+    as reasoning because the template pre-fills <think>)."""
     from datagen.config import build
     from flows.pipeline import PipelineParams, pipeline_flow
 
-    tmp = tmp_path_factory.mktemp("viewer-pipeline")
     model = str(save_tiny(tmp / "model"))
     problems = tmp / "problems.jsonl"
     write_records(problems, arithmetic_problems(6, seed=0, max_ops=1, max_operand=9))
     params = build(PipelineParams, {
-        "root": str(tmp / "store"),
+        "root": root,
         "ingest": {"file": str(problems)},
         "generate": {"shard_size": 3, "generation": {
             "backend": {"kind": "hf", "model": model}, "n": 2, "k": 0, "exemplars": None,
@@ -58,19 +56,27 @@ def pipeline_root(tmp_path_factory, prefect_harness):
         "filter": {"filters": {"language": {"enabled": False}}},
         "select": {"select": {"k": 1}},
     })
-    out = pipeline_flow(params)
-    return params.root, out
+    return pipeline_flow(params)
 
 
-def _upload_tree(local_root: str, s3_root: str) -> None:
-    """Copy a store folder into a bucket object by object (the layout is the same on S3)."""
+@pytest.fixture(scope="module")
+def local_pipeline(tmp_path_factory, prefect_harness):
+    tmp = tmp_path_factory.mktemp("viewer-local")
+    root = str(tmp / "store")
+    return root, _run_pipeline(tmp, root)
+
+
+@pytest.fixture(scope="module")
+def s3_pipeline(tmp_path_factory, prefect_harness, s3_server):
+    """The same pipeline writing straight to a bucket on the loopback S3 server."""
+    import uuid
+
     import boto3
 
-    bucket, _, prefix = s3_root[len("s3://"):].partition("/")
-    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    for path in Path(local_root).rglob("*"):
-        if path.is_file() and not path.name.startswith("."):
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local_root).as_posix()}")
+    bucket = f"viewer-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    root = f"s3://{bucket}/store"
+    return root, _run_pipeline(tmp_path_factory.mktemp("viewer-s3"), root)
 
 
 class Server:
@@ -108,12 +114,8 @@ def browser():
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_browse_a_pipeline_store(where, pipeline_root, browser, request):
-    local_root, out = pipeline_root
-    root = local_root
-    if where == "s3":
-        root = request.getfixturevalue("s3_root")
-        _upload_tree(local_root, root)
+def test_browse_a_pipeline_store(where, browser, request):
+    root, out = request.getfixturevalue(f"{where}_pipeline")
     store = Store(root)
     filtered = store.resolve(out["filter"])
     drops = store.scan(filtered).group_by("drop").len().collect()
