@@ -99,8 +99,10 @@ def _metrics_artifact(stage: str, metrics: dict[str, Any]) -> None:
         get_run_context()
     except Exception:  # noqa: BLE001 - not in a run: nothing to publish to
         return
-    create_table_artifact(table=[{"metric": k, "value": v} for k, v in metrics.items()], key=f"{stage}-metrics",
-                          description=f"final {stage} metrics")
+    from datagen.store.card import format_value
+
+    create_table_artifact(table=[{"metric": k, "value": format_value(v)} for k, v in metrics.items()],
+                          key=f"{stage}-metrics", description=f"final {stage} metrics")
 
 
 def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], Any]) -> str:
