@@ -297,24 +297,8 @@ def train_grpo(
     cfg = config
     torch.manual_seed(cfg.seed)
     rows = load_prompts(cfg, prompts)
-    fns = resolve_rewards(cfg.rewards, reward_fns)
-    model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer)
-    accelerator = make_accelerator(cfg.precision)
-    out_dir = Path(cfg.output_dir)
-
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    ref_model = None
-    if cfg.beta > 0:  # the reference is the starting policy, frozen; never loaded when beta == 0
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    model.train()
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, cfg.max_steps * cfg.mu)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if ref_model is not None:
-        ref_model = ref_model.to(accelerator.device)
-
+    run = _build(cfg, *load_model_and_tokenizer(cfg, model, tokenizer), resolve_rewards(cfg.rewards, reward_fns))
+    accelerator, out_dir = run.accelerator, Path(cfg.output_dir)
     step, consumed = 0, 0
     ckpt = latest_checkpoint(out_dir) if cfg.resume else None
     if ckpt is not None:
@@ -322,24 +306,7 @@ def train_grpo(
         step, consumed = state["step"], state["prompts_consumed"]
         log.info("resumed from %s at step %d", ckpt, step)
     sampler_data = PromptSampler(len(rows), cfg.seed, consumed)
-    if cfg.sampler == "vllm":
-        if cfg.model is None:
-            raise ValueError("sampler=vllm needs `model:` as a local path that vLLM can load")
-        sampler = VLLMSampler(cfg, tokenizer, cfg.model)
-    else:
-        sampler = HFSampler(cfg, tokenizer)
-
-    if cfg.prompts_per_step % accelerator.num_processes:
-        raise ValueError(
-            f"prompts_per_step={cfg.prompts_per_step} does not split over {accelerator.num_processes} processes: "
-            f"make it a multiple of {accelerator.num_processes}"
-        )
     metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="grpo", on_log=on_log)
-    n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
-    micro = cfg.micro_batch_size or n_total
-    if n_total % micro:
-        raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
-    run = _Run(cfg, fns, tokenizer, accelerator, model, ref_model, optimizer, scheduler, sampler, n_total, micro)
     history: list[dict[str, Any]] = []
 
     while step < cfg.max_steps:
@@ -360,8 +327,41 @@ def train_grpo(
             save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
 
     save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
-    final = save_final_model(accelerator, model, tokenizer, out_dir)
+    final = save_final_model(accelerator, run.model, run.tokenizer, out_dir)
     return GRPOResult(out_dir, final, step, dict(metrics_log.last), history)
+
+
+def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
+    """Policy (prepared by accelerate), frozen reference (only when beta > 0), optimizer, schedule, sampler."""
+    accelerator = make_accelerator(cfg.precision)
+    if cfg.prompts_per_step % accelerator.num_processes:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} does not split over {accelerator.num_processes} processes: "
+            f"make it a multiple of {accelerator.num_processes}"
+        )
+    n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
+    micro = cfg.micro_batch_size or n_total
+    if n_total % micro:
+        raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    ref_model = None
+    if cfg.beta > 0:  # the reference is the starting policy, frozen; never loaded when beta == 0
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    model.train()
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, cfg.max_steps * cfg.mu)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if ref_model is not None:
+        ref_model = ref_model.to(accelerator.device)
+    if cfg.sampler == "vllm":
+        if cfg.model is None:
+            raise ValueError("sampler=vllm needs `model:` as a local path that vLLM can load")
+        sampler = VLLMSampler(cfg, tokenizer, cfg.model)
+    else:
+        sampler = HFSampler(cfg, tokenizer)
+    return _Run(cfg, fns, tokenizer, accelerator, model, ref_model, optimizer, scheduler, sampler, n_total, micro)
 
 
 @dataclass
