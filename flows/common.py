@@ -35,7 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from datagen.config import part_of, what_of
-from datagen.store import Manifest, Store, VersionWriter, open_store
+from datagen.store import Manifest, Store, StoreError, VersionWriter, open_store
 from datagen.store.manifest import flatten_stats
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,13 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for a failure a retry can cure: connection errors, timeouts, throttling — or one caused by them."""
+    """True for a failure a retry can cure: connection errors, timeouts, throttling — or one explicitly
+    raised from them (``raise … from``). A ``StoreError`` never is: the store already retried its
+    transient S3 failures with backoff, so a second layer would only multiply the attempts."""
     seen = 0
     while exc is not None and seen < 8:
+        if isinstance(exc, StoreError):
+            return False
         if isinstance(exc, TRANSIENT_TYPES):
             return True
         status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
@@ -87,7 +91,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if type(exc).__name__ in ("TimeoutException", "ConnectError", "ReadError", "RemoteProtocolError"):
             return True  # httpx's transport errors (the openai backend), matched by name: no httpx import here
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__  # not __context__: a logic error raised while handling a reset is still one
         seen += 1
     return False
 

@@ -193,6 +193,18 @@ def test_transient_classification():
     except RuntimeError as outer:
         assert is_transient(outer)
     assert not is_transient(OSError("disk full"))
+    try:  # an error raised while handling a reset, not from it, is the handler's own
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError:
+            raise KeyError("problem_id") from None
+    except KeyError as logic:
+        assert not is_transient(logic)
+    from datagen.store import StoreError
+
+    gave_up = StoreError("s3://b/p: PutObject failed after 5 attempts")
+    gave_up.__cause__ = ConnectionResetError("reset")
+    assert not is_transient(gave_up)  # S3 is retried in one place: the store
 
 
 # ------------------------------------------------------------------------- config errors
