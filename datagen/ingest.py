@@ -215,6 +215,9 @@ def export_version(store: Store, ref: str, to: str | os.PathLike) -> tuple[Manif
     fmt = file_format(to)
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
+    from datagen import runtime
+
+    runtime.track(tmp)  # a killed export's partial file goes at the next start's sweep
     n = 0
     try:
         if fmt == "parquet":

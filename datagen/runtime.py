@@ -86,13 +86,17 @@ def run_dir() -> Path:
 
 
 def _append(name: str, line: str) -> None:
-    with open(run_dir() / name, "a", encoding="utf-8") as fh:
+    folder = _run_dir
+    if folder is None:  # library use outside a datagen command: nothing to register with
+        return
+    with open(folder / name, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
         fh.flush()
 
 
 def track(path: str | os.PathLike) -> None:
-    """Remove ``path`` when this run ends, or at the next start's sweep if it is killed."""
+    """Remove ``path`` when this run ends, or at the next start's sweep if it is killed
+    (inside a ``datagen`` command; a no-op for library callers)."""
     _append("owned", str(Path(path).resolve()))
 
 
