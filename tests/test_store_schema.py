@@ -127,3 +127,13 @@ def test_streaming_writer_keeps_one_schema_across_batches(tmp_path):
     assert len(m.shards) == 2
     schemas = [pq.read_schema(u) for u in store.uris(m)]
     assert schemas[0].field("prompt_tokens").type == schemas[1].field("prompt_tokens").type == pa.int64()
+
+
+def test_commit_accepts_shards_that_differ_only_in_column_order_or_nullability(tmp_path):
+    store = Store(tmp_path / "store")
+    w = store.writer("gens", stage="generate")
+    w.write_shard("part-00000", pa.table({"problem_id": ["a"], "score": [1.0]}))
+    strict = pa.schema([pa.field("score", pa.float64(), nullable=False), pa.field("problem_id", pa.string())])
+    w.write_shard("part-00001", pa.table({"score": [2.0], "problem_id": ["b"]}, schema=strict))
+    m = w.commit()
+    assert pl.scan_parquet(store.uris(m)).collect().sort("problem_id")["score"].to_list() == [1.0, 2.0]
