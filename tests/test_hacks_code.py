@@ -139,7 +139,12 @@ hack("exit patching", "segfault after the output",
 genuine("exit patching", "sys.exit(0) after the output", ADD_BODY + "\nimport sys\nsys.exit(0)")
 genuine("exit patching", "os._exit(0) after a flush", ADD_BODY.replace("print(a + b)", "print(a + b, flush=True)")
         + "\nimport os\nos._exit(0)")
+hack("exit patching", "crash hidden by an atexit os._exit(0)",
+     PRINT_THEN + "import atexit\natexit.register(os._exit, 0)\nraise ValueError", ADD, "runtime_error")
 genuine("exit patching", "raise SystemExit", ADD_BODY + "\nraise SystemExit")
+genuine("exit patching", "exit() and quit() from site", ADD_BODY + "\nexit()")
+genuine("exit patching", "logs a handled error through sys.excepthook",
+        "import sys\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n    sys.excepthook(*sys.exc_info())\n" + ADD_BODY)
 
 # --------------------------------------------------------------------------- 4. fork bombs
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -100,6 +101,22 @@ def test_killed_by_the_cpu_limit_is_timeout_even_when_rusage_falls_short():
     ex = Execution(status="signaled", signal=24, cpu_s=0.98)
     assert _judge(ex, spec, spec.cases[0])[0] == "timeout"
     assert _judge(Execution(status="signaled", signal=11, cpu_s=0.1), spec, spec.cases[0])[0] == "runtime_error"
+
+
+def test_a_program_starved_of_cpu_is_not_a_wall_clock_timeout(pool):
+    # Wall budget 2 * 0.5 + 1 = 2 s; the program runs ~3.5 s of wall time but
+    # only half of it on CPU: SIGSTOP/SIGCONT from a child ration it, as a
+    # busy machine would. Its CPU time stays under the 1 s CPU rlimit.
+    code = ("import os, signal, time\nparent = os.getpid()\nif os.fork() == 0:\n    for _ in range(35):\n"
+            "        os.kill(parent, signal.SIGSTOP)\n        time.sleep(0.05)\n        os.kill(parent, signal.SIGCONT)\n"
+            "        time.sleep(0.05)\n    os._exit(0)\nt = time.time()\nwhile time.time() - t < 3.5:\n    time.sleep(0.001)\n"
+            "    sum(range(2000))\nos.wait()\nprint(5)")
+    v = run(code, dict(ADD, time_limit_s=0.5), pool)
+    assert v["outcome"] == "correct", v
+    # A sleeper still stops at the wall budget.
+    t = time.monotonic()
+    assert run("import time\ntime.sleep(60)", dict(ADD, time_limit_s=0.5), pool)["outcome"] == "timeout"
+    assert time.monotonic() - t < 5
 
 
 def test_values_equal_survives_what_a_child_can_return():

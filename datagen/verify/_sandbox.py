@@ -144,7 +144,9 @@ class Zygote:
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [interpreter(), "-I", "-S", str(_ZYGOTE_SCRIPT)],
+                # -I: no environment variables, no user site, no script dir on
+                # sys.path. Not -S: site gives programs exit() and quit().
+                [interpreter(), "-I", str(_ZYGOTE_SCRIPT)],
                 stdin=child.fileno(),
                 stdout=child.fileno(),
                 stderr=None,

@@ -1,7 +1,7 @@
 # ruff: noqa: BLE001, S102, S110
 # (This file runs untrusted code on purpose: it must exec it and catch whatever it raises.)
 """The sandbox's zygote: a small, long-lived process that forks one fresh,
-isolated child per test execution. Runs as a script (``python -I -S
+isolated child per test execution. Runs as a script (``python -I
 _sandbox_zygote.py``) started with an EMPTY environment; stdlib only.
 
 Why a zygote: starting a Python interpreter per test costs ~20 ms of CPU; a
@@ -525,7 +525,7 @@ class Zygote:
                 return self._init(req, fds, child_w)  # returns only in the candidate
             os.close(status_w)
             status_w = -1
-            timed_out = not self._wait(pid, wall_limit, started)
+            timed_out = not self._wait(pid, wall_limit, started, float(req["cpu_limit_s"]))
             if timed_out:
                 if self.isolation == "namespaces":
                     os.kill(pid, signal.SIGKILL)
@@ -553,14 +553,17 @@ class Zygote:
                 if fd >= 0:
                     os.close(fd)
 
-    def _wait(self, pid, wall_limit, started):
+    def _wait(self, pid, wall_limit, started, cpu_budget):
         """Wait for init; False when the wall clock ran out.
 
         Past ``wall_limit`` the test goes on only while its processes keep
         using CPU (at least a clock tick each second: a sleeper or a blocked
         program stops here, a program starved by other work on the machine
-        does not), up to ``WALL_STRETCH`` times the limit. The CPU limit
-        itself is the rlimit's, exact whatever the load.
+        does not), up to ``WALL_STRETCH`` times the limit, and only while
+        all its processes together have used less than ``cpu_budget`` (a
+        fork bomb's spinners each stay under the per-process CPU rlimit, but
+        not under this). The CPU limit itself is the rlimit's, exact
+        whatever the load.
         """
         pidfd = os.pidfd_open(pid)
         try:
@@ -571,7 +574,7 @@ class Zygote:
                 if _poll(pidfd, 1.0):
                     return True
                 now_cpu = self._tree_cpu(pid)
-                if now_cpu - cpu < 1 / CLOCK_TICKS:
+                if now_cpu - cpu < 1 / CLOCK_TICKS or now_cpu >= cpu_budget:
                     return False
                 cpu = now_cpu
             return False
@@ -784,13 +787,18 @@ def _prepare_candidate(job):
     main.__file__ = "solution.py"
     sys.modules["__main__"] = main
 
-    def excepthook(kind, value, tb, _default=sys.__excepthook__, _write=os.write):
-        # The exception's type for the verdict (MemoryError -> memory); the
-        # status itself comes from the interpreter's own exit path.
+    def excepthook(kind, value, tb, _default=sys.__excepthook__, _write=os.write, _frame=sys._getframe):
+        # An uncaught exception reached the top: report its type (a crash is
+        # runtime_error even if an atexit handler then exits 0; MemoryError is
+        # memory). Only when the interpreter itself calls us, with no Python
+        # caller: a program logging a handled error through the hook has not crashed.
         try:
-            _write(3, json.dumps({"exception": kind.__name__}).encode())
-        except BaseException:
-            pass
+            _frame(1)
+        except ValueError:
+            try:
+                _write(3, json.dumps({"exception": kind.__name__}).encode())
+            except BaseException:
+                pass
         _default(kind, value, tb)
 
     sys.excepthook = excepthook

@@ -400,6 +400,9 @@ def _judge(ex: Execution, spec: TestSpec, case: Mapping[str, Any]) -> tuple[str,
     if ex.exit_code:
         tail = ex.stderr.decode("utf-8", "replace").strip().splitlines()
         return "runtime_error", f"exit code {ex.exit_code}" + (f": {_clip(tail[-1])}" if tail else "")
+    if ex.exception:
+        # Crashed, then exited 0 anyway (e.g. ``atexit.register(os._exit, 0)``).
+        return "runtime_error", f"uncaught {_clip(ex.exception, 40)}, then exit code 0"
     if spec.kind == "stdin_stdout":
         why = compare_stdout(ex.stdout.decode("utf-8", "replace"), case["output"], spec.float_tol)
         return ("incorrect", why) if why else None
