@@ -131,12 +131,13 @@ def build_requests(
 ) -> tuple[list[GenRequest], str]:
     """Render one request (n samples, one seed each) per problem; also return the prompt hash."""
     template = load_template(config.template, config.prompts_dir)
-    exemplars = load_exemplars(config.exemplars, config.prompts_dir) if config.exemplars and template.uses_exemplars else []
+    exemplars = load_exemplars(config.exemplars, config.prompts_dir) if config.exemplars else []
     base_seed = config.sampling.seed if config.sampling.seed is not None else config.seed
     requests = []
     for problem in problems:
         rendered = render_prompt(
-            config.template, problem, exemplars=exemplars, k=config.k, seed=config.seed, prompts_dir=config.prompts_dir
+            template_of(problem, config), problem, exemplars=exemplars, k=config.k, seed=config.seed,
+            prompts_dir=config.prompts_dir,
         )
         seeds = tuple(sample_seed(base_seed, problem["problem_id"], k) for k in range(config.n))
         if isinstance(rendered, str):
@@ -144,6 +145,13 @@ def build_requests(
         else:
             requests.append(GenRequest(messages=rendered, n=config.n, sampling=config.sampling, seeds=seeds))
     return requests, prompt_hash(template, exemplars)
+
+
+def template_of(problem: Mapping[str, Any], config: GenerateConfig) -> str:
+    """The template a problem is rendered with: its own ``prompt_template`` when it has one (the
+    non-reasoning sources, ``datagen.nonreasoning``, name one per task), else ``config.template``."""
+    own = problem.get("prompt_template")
+    return own if isinstance(own, str) and own else config.template
 
 
 def generate_rows(
@@ -173,6 +181,9 @@ def _generate(
         results.extend(got)
         log.info("generated %d/%d prompts", len(results), len(requests))
     sampling = json.dumps({**config.sampling.model_dump(mode="json"), "n": config.n}, sort_keys=True)
+    exemplars = load_exemplars(config.exemplars, config.prompts_dir) if config.exemplars else []
+    hashes = {name: prompt_hash(load_template(name, config.prompts_dir), exemplars)
+              for name in {template_of(p, config) for p in problems}}
     rows, outputs = [], []
     for problem, result in zip(problems, results):
         if len(result.outputs) != config.n:
@@ -192,8 +203,8 @@ def _generate(
                 completion_tokens=out.completion_tokens,
                 prompt_tokens=out.prompt_tokens,
                 sampling=sampling,
-                prompt_template=config.template,
-                prompt_hash=p_hash,
+                prompt_template=template_of(problem, config),
+                prompt_hash=hashes.get(template_of(problem, config), p_hash),
                 generation_error=out.error,
                 verdicts=None,
                 accepted=None,

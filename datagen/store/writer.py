@@ -74,6 +74,11 @@ EXTRA_COLUMN_TYPES: dict[str, pa.DataType] = {
     "n_judged": pa.int64(),
     "n_accepted": pa.int64(),
     "kind": pa.string(),
+    # non-reasoning rows (datagen/nonreasoning.py)
+    "task": pa.string(),
+    "cot": pa.string(),
+    "identity": pa.string(),
+    "source_language": pa.string(),
     "reason": pa.string(),
     "detail": pa.string(),
 }
