@@ -212,3 +212,35 @@ def test_a_huge_row_is_quarantined_not_loaded(tmp_path):
     assert rejected[0]["detail"] == (f"line is {size:,} bytes, over the 1,000,000-byte limit "
                                      "(raise --max-row-bytes to accept it)")
     assert peak - base < 20, (base, peak)  # the 50 MB line was never held in memory
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_cpu_names_the_command_that_makes_its_model_before_any_stage(tmp_path):
+    proc = _run("run", "pipeline", "--config", str(REPO / "configs" / "pipeline-cpu.yaml"), cwd=tmp_path,
+                check_rc=2)
+    assert proc.stderr == (
+        "datagen run: error: generate.generation.backend.model: no model folder 'models/tiny'; make it first: "
+        "python -c \"from datagen.tinymodel import save_tiny; save_tiny('models/tiny')\"\n"
+    )
+    assert not (tmp_path / "datasets").exists()  # nothing ran, nothing committed
+
+
+def test_an_empty_selection_fails_unless_allowed(tmp_path):
+    rows = [{"problem_id": f"p{p}", "sample_id": f"p{p}:0", "source": "t", "domain": "math", "language": "en",
+             "prompt": f"What is {p}+{p}?", "answer": str(2 * p), "completion": "<think>hm</think>7",
+             "accepted": False, "verdicts": {"math": {"outcome": "incorrect", "score": 0.0, "detail": ""}}}
+            for p in range(3)]
+    src = tmp_path / "f.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = str(tmp_path / "store")
+    _run("datasets", "import", str(src), "--name", "filtered", "--root", root, cwd=tmp_path)
+    env_free = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run([DATAGEN, "run", "select", "--root", root], check=False, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env_free)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("datagen run: error: empty result: selected@")
+    assert last.endswith("has 0 rows; see the stage statistics above (rerun with --allow-empty to accept it)")
+    assert "grpo-prompts@" in last
