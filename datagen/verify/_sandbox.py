@@ -4,6 +4,15 @@
 to a zygote (``_sandbox_zygote.py``, which does the isolation) and results
 back. One zygote runs one test at a time; a ``SandboxPool`` holds up to
 ``size`` zygotes so that that many tests run at once, one per thread.
+
+Zygotes are spawned from the base interpreter (not a virtualenv's: the
+sandbox has the stdlib only) with an empty environment. Each request is one
+SOCK_SEQPACKET message: a small JSON control frame plus six memfds created
+here (code, stdin, args, stdout, stderr, result), so the zygote never holds
+another sample's code or output; the answer is one JSON status message, and
+this process reads the outputs from its own copies of the memfds. What the
+child wrote is decoded defensively (``_decode_result``): a hostile result
+becomes that sample's verdict, never an exception here.
 """
 
 from __future__ import annotations
