@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -135,8 +136,9 @@ _STOP_TOKENS = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_i
 _BOILERPLATE = re.compile(r"I hope (?:it|this) is correct\.?", re.IGNORECASE)
 # A negation that governs the next stated value in the same clause:
 # "the answer is not \boxed{4}", "it isn't 4", "rather than 4".
-_NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno longer|\brather than|\binstead of|\bwrong|\bincorrect)\W*"
-                       r"(?:(?:be|equal|equals|to|is|the|answer|simply|just|exactly|a|an)\W+){0,4}[$\\(]*\s*$",
+_NEGATION = re.compile(r"(?:\bnot|\bcannot|n't|\bnever|\bno longer|\brather than|\binstead of|\bwrong|\bincorrect)\W*"
+                       r"(?:(?:be|equal|equals|to|is|the|answer|simply|just|exactly|a|an)\W+){0,4}"
+                       r"(?:[$\\(\s]|\\boxed\s*\{|\\fbox\s*\{)*$",
                        re.IGNORECASE)
 
 
@@ -175,7 +177,7 @@ def _negated(text: str, start: int) -> bool:
 
 _FINAL_PHRASE = re.compile(
     # the connector is required: "To answer this, note …" states nothing
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:\*\*)?\s*(?:is|:|=|：)\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)"
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:\*\*)?\s*(?:is\b(?!n)|:|=|：)\s*[:：]?\s*(?:\*\*)?\s*(?P<ans>[^\n]+)"
     r"|^\s*(?:\*\*)?answer(?:\*\*)?\s*(?P<ans2>(?:\$|\\\[|\\\().+)",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -224,7 +226,14 @@ def _reduce(sentence: str) -> str | None:
             s = s[:cut[-1].start()]
     spans = [(i, x) for i, x in _spans(s) if x.strip() and not _negated(s, i)]
     if spans:
-        return spans[-1][1].strip()
+        # "$3$, $6$ and $14$" lists several values: all of them are the answer
+        listed = [spans[-1][1].strip()]
+        for (i, x), (j, _) in zip(reversed(spans[:-1]), reversed(spans[1:])):
+            between = _MATH_SPAN.sub("", s[i:j])
+            if not re.fullmatch(r"[\s,;]*(?:and|or)?[\s,;]*", between):
+                break
+            listed.insert(0, x.strip())
+        return ", ".join(listed)
     bolds = [(m.start(), m.group("x")) for m in _BOLD.finditer(s) if not _negated(s, m.start())]
     if bolds:
         return _trim_sentence(bolds[-1][1])
@@ -235,7 +244,7 @@ def _reduce(sentence: str) -> str | None:
     if len(words) <= 2 and len(s) <= 200:
         return s  # "24 square units", "x = 5", "-7"
     nums = [m for m in _NUMBER.finditer(s) if not _negated(s, m.start())]
-    if len(nums) == 1:
+    if len(nums) == 1 and len(s) <= 300 and s.count("{") == s.count("}"):
         return nums[0].group(0)  # "there are 12 distinct sequences"
     return None
 
@@ -284,7 +293,7 @@ def _final_answers(summary: str | None) -> list[str]:
         # an answer in display math may span lines: "Answer \[ 9 \]"
         span = _MATH_SPAN.match(summary, pos)
         ans = span.group(0) if span else summary[pos:m.end()]
-        if not _negated(summary, pos) and not re.match(r"\s*not\b", ans, re.IGNORECASE):
+        if not _negated(summary, pos) and not re.match(r"\s*(?:not|never|n't)\b", ans, re.IGNORECASE):
             first = _sentences(ans)
             got = _reduce(first[0]) if first else None
             if got:
@@ -502,6 +511,9 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
         if k in s:
             s = s.replace(k, v)
     s = _ZERO_WIDTH.sub("", s)
+    if not s.isascii():
+        # digits of any script (fullwidth ４, math bold 𝟒) are digits; lookalike letters are not
+        s = "".join(str(unicodedata.digit(c)) if unicodedata.category(c) == "Nd" else c for c in s)
     boxes = _boxes(s)
     if len(boxes) == 1 and boxes[0][0] == 0 and re.fullmatch(r"\\(?:boxed|fbox)\s*\{.*\}", s, re.DOTALL):
         s = boxes[0][1]  # \boxed{\boxed{4}} is 4; `3 \boxed{4}` stays two things
@@ -727,8 +739,8 @@ def _parse_norm(t: str, flags: dict) -> Node:
             return Scalar(str(int(base.group(1), int(base.group(2)))))  # 1112112_3: a numeral in base 3
         except ValueError:
             pass
-    if not re.search(r"[0-9A-Za-z]", t):
-        return Text(t)  # punctuation only (`\(`): no value
+    if not re.search(r"[0-9A-Za-z]", t) or re.search(r"\\(?:boxed|fbox)(?![a-zA-Z])", t):
+        return Text(t)  # punctuation only (`\(`), or a box inside a box with more beside it: no value
     if re.search(r"(?<![\w^_.])\d+(?:\.\d+)?\s+\d", t):
         return Text(t)  # `3 4`: two numbers side by side are no number
     return _scalar(t, flags)
@@ -790,7 +802,9 @@ def _scalar(t: str, flags: dict) -> Node:
             known = last in _UNITS and "/" not in word and "per" not in word.split()
             # A known unit, or any word (apples, km/h): dropped from a number.
             # Only known units take part in conversions and confusions.
-            if fast.is_number(head) is not None and (known or (len(word) >= 3 and last.lower() not in _FUNC_WORDS)):
+            spaced = t[len(m.group("num")):len(m.group("num")) + 1].isspace()
+            letters = len(re.sub(r"[^A-Za-z]", "", word))
+            if fast.is_number(head) is not None and (known or (spaced and letters >= 3 and last.lower() not in _FUNC_WORDS)):
                 kept = last if known and "^" not in word else unit
                 return Scalar(head, kept, flags.get("percent", False), flags.get("degrees", False))
     if _WORDS.match(t) and (len(t) >= 3 or " " in t) and fast.is_number(t) is None:
@@ -838,7 +852,7 @@ def _compare_scalars(a: Scalar, b: Scalar, eq: ScalarEq) -> bool | None:
         return variants
     undecided = False
     for x, y in variants:
-        if x.replace(" ", "") == y.replace(" ", ""):
+        if " ".join(x.split()) == " ".join(y.split()):  # `3 4` is not `34`
             return True
         r = eq(x, y)
         if r:
@@ -951,7 +965,7 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
         at = a.words if isinstance(a, Text) else a.text.lower() if isinstance(a, Scalar) else None
         if gt is None or at is None:
             return False
-        return gt.replace(" ", "") == at.replace(" ", "")
+        return " ".join(gt.split()) == " ".join(at.split())  # `3 4` is not `34`
     if isinstance(g, Scalar) and isinstance(a, Scalar):
         return _compare_scalars(g, a, eq)
     return False  # different kinds: a tuple is not a number, an equation not a value
