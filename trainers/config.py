@@ -87,7 +87,7 @@ class GRPOConfig(_TrainCommon):
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    sampler: Literal["hf", "vllm"] = Field("hf", description="hf generate (CPU/GPU) or vLLM (GPU, weights synced each step)")
+    sampler: Literal["hf"] = Field("hf", description="hf generate (CPU/GPU); no vLLM sampler (see trainers/grpo.py)")
     system_prompt: str | None = None
     shuffle_rewards: bool = Field(
         False, description="negative control: permute rewards across the batch before advantages (nothing to learn)"

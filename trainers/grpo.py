@@ -18,9 +18,11 @@ How this deviates from the paper, and why:
   group with identical rewards gives advantage 0 rather than NaN.
 - Loss aggregation ``grpo`` (per-sequence mean, the paper), ``dapo``
   (token-level) or ``dr_grpo`` (constant normaliser); see losses.py.
-- Sampling: ``hf`` generate from the policy itself (CPU or GPU), or ``vllm``
-  (GPU only, imported lazily) with the trainer's weights pushed into the vLLM
-  engine before every generation batch (colocated on the same GPU).
+- Sampling: ``hf`` generate from the policy itself (CPU or GPU). There is no
+  vLLM sampler: pushing the trainer's weights into an in-process vLLM engine
+  each step needs an engine internal (``llm_engine.model_executor…``) that
+  vLLM V1 has only with multiprocessing off, and no supported API here was
+  tested on a GPU; it was removed rather than kept broken (README, "GRPO").
 - Each step's sampling is seeded from (seed, step), so a resumed run draws the
   same completions it would have drawn without the interruption.
 """
@@ -197,43 +199,6 @@ def _sample_token(logits, temperature: float, top_p: float):
     return torch.multinomial(probs, 1).squeeze(-1)
 
 
-class VLLMSampler:
-    """vLLM colocated on the trainer's GPU (``sampler: vllm``); the policy's
-    weights are loaded into the engine before each generation batch.
-
-    GPU only: vLLM pins its own torch and is never installed on CPU machines.
-    """
-
-    def __init__(self, cfg: GRPOConfig, tokenizer, model_path: str):
-        from vllm import LLM, SamplingParams  # lazy: GPU workers only
-
-        self.cfg, self.tokenizer = cfg, tokenizer
-        self.llm = LLM(model=model_path, gpu_memory_utilization=0.3, enable_sleep_mode=False, dtype="bfloat16")
-        self.params = SamplingParams(
-            n=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens
-        )
-
-    def sync(self, model) -> None:
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        engine_model.load_weights(model.state_dict().items())
-
-    def sample(self, model, prompt_texts: list[str]):
-        import torch
-
-        tok = self.tokenizer
-        outs = self.llm.generate(prompt_texts, self.params, use_tqdm=False)
-        tok.padding_side = "left"
-        enc = tok(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        ids = enc["input_ids"].repeat_interleave(self.cfg.num_generations, dim=0)
-        attn = enc["attention_mask"].repeat_interleave(self.cfg.num_generations, dim=0)
-        seqs = [list(o.token_ids) for out in outs for o in out.outputs]
-        width = max(len(s) for s in seqs)
-        comp = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            comp[i, : len(s)] = torch.tensor(s)
-        return ids, attn, comp.to(model.device)
-
-
 def completion_mask(completion_ids, eos_id: int):
     """1 for every completion token up to and including the first EOS, 0 after."""
     import torch
@@ -355,12 +320,7 @@ def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if ref_model is not None:
         ref_model = ref_model.to(accelerator.device)
-    if cfg.sampler == "vllm":
-        if cfg.model is None:
-            raise ValueError("sampler=vllm needs `model:` as a local path that vLLM can load")
-        sampler = VLLMSampler(cfg, tokenizer, cfg.model)
-    else:
-        sampler = HFSampler(cfg, tokenizer)
+    sampler = HFSampler(cfg, tokenizer)
     return _Run(cfg, fns, tokenizer, accelerator, model, ref_model, optimizer, scheduler, sampler, n_total, micro)
 
 
