@@ -87,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"datagen {args.command}: error: {type(exc).__name__}: {_one_line(exc)} "
                   "(run with --debug for the traceback)", file=sys.stderr)
             code = 1
-    if argv is not None:  # called in-process (tests): leave the interpreter running
-        runtime.cleanup()
-        return code
-    runtime.finish(code)
-    return code  # pragma: no cover - finish() does not return
+    if argv is None and runtime.exit_code(0):
+        # Stopped by a signal: leave now. Interpreter shutdown would join the
+        # worker threads still generating (the ~24 s Ctrl-C took before).
+        runtime.finish(code)
+    # A normal end shuts down normally, so atexit hooks (Prefect's log and event
+    # flush to a real server) still run.
+    runtime.cleanup()
+    return code
 
 
 def _broken_pipe() -> int:
