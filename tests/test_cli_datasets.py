@@ -113,3 +113,22 @@ def test_import_parquet_and_saved_hf_dataset(tmp_path, capsys, fmt):
         ds.save_to_disk(str(path))
     code, out = _run(capsys, "datasets", "import", str(path), "--name", "p", "--root", str(tmp_path / "s"), "--json")
     assert code == 0 and json.loads(out)["rows"] == 4
+
+
+def test_head_rejected_and_show_display_the_quarantine(any_root, tmp_path, capsys):
+    src = _problem_file(tmp_path / "problems.jsonl")
+    code, out = _run(capsys, "datasets", "import", str(src), "--name", "problems", "--root", any_root, "--json")
+    version = json.loads(out)["version"]
+    code, out = _run(capsys, "datasets", "head", f"problems@{version}", "--rejected", "--json", "--root", any_root)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["row"], r["reason"]) for r in rows] == [(6, "invalid_json"), (14, "missing_prompt"),
+                                                       (15, "bad_prompt")]
+    assert {r["file"] for r in rows} == {str(src)}
+    code, out = _run(capsys, "datasets", "show", "problems", "--root", any_root)
+    assert code == 0 and "rejected/invalid_json" in out and "rejected/missing_prompt" in out
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(json.dumps({"prompt": "1+1?", "answer": "2"}) + "\n")
+    _run(capsys, "datasets", "import", str(clean), "--name", "clean", "--root", any_root)
+    code, out = _run(capsys, "datasets", "head", "clean", "--rejected", "--root", any_root)
+    assert code == 0 and out.startswith("clean@") and out.rstrip().endswith("has no quarantined rows")
