@@ -155,3 +155,19 @@ def test_training_stages_key_only_what_they_compute():
     micro = GRPOParams(grpo={"model": "m", "prompts_per_step": 2, "num_generations": 4, "micro_batch_size": 2})
     assert grpo.stage_config() == micro.stage_config()
     assert "run" not in grpo.stage_config() and "gpu_limit" in grpo.recorded()
+
+
+def test_shard_stats_are_counts_that_add_up_and_rates_are_derived_when_shown():
+    from datagen.verify.stage import accept
+    from flows.common import merge_stats, shown
+
+    def row(outcome):
+        return {"domain": "math", "verdicts": {"math": {"outcome": outcome, "score": None, "detail": ""}}}
+
+    a = accept([row("correct"), row("incorrect")]).stats  # shard 1: 1 of 2
+    b = accept([row("correct"), row("correct"), row("correct"), row("error")]).stats  # shard 2: 3 of 3 decided
+    merged = merge_stats([{"acceptance": a}, {"acceptance": b}])
+    assert merged["acceptance"]["by_domain"]["math"] == {"rows": 6, "accepted": 4, "rejected": 1, "undecided": 1}
+    assert "acceptance_rate" not in merged["acceptance"]["by_domain"]["math"]
+    # 4 of 5 decided, not the mean of the shards' rates (0.5 and 1.0)
+    assert shown(merged)["acceptance"]["by_domain"]["math"]["acceptance_rate"] == 0.8
