@@ -263,11 +263,14 @@ def _split_s3(uri: str) -> tuple[str, str, str]:
 
 def _fetch_s3(uri: str, folder: Path) -> Path:
     """Download an ``s3://`` file into ``folder``."""
-    from datagen.store.objects import S3Objects
+    from datagen.store.objects import NotFound, S3Objects, StoreError
 
     bucket_uri, _, key = _split_s3(uri)
     local = folder / Path(key).name
-    S3Objects(bucket_uri).download(key, local)
+    try:
+        S3Objects(bucket_uri).download(key, local)
+    except NotFound:
+        raise StoreError(f"{uri}: no such object; check the bucket and path") from None
     return local
 
 

@@ -329,3 +329,12 @@ def test_run_on_a_missing_bucket_is_one_line_before_any_stage(s3_server, tmp_pat
     assert r.returncode == 2
     assert r.stderr == ("datagen run: error: list x/: bucket 'no-such-bucket-y' does not exist "
                         "(root s3://no-such-bucket-y/x); create it or fix the root\n")
+
+
+def test_import_of_a_missing_s3_file_is_one_line(s3_root, s3_server, tmp_path):
+    env = _env(tmp_path, AWS_ENDPOINT_URL=s3_server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    bucket = s3_root.split("/")[2]
+    r = _cli(["datasets", "import", f"s3://{bucket}/nope.jsonl", "--name", "p", "--root", str(tmp_path / "s")],
+             env, tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == f"datagen datasets: error: s3://{bucket}/nope.jsonl: no such object; check the bucket and path\n"
