@@ -7,23 +7,35 @@ reference answer and the response's *final answer* (the summary after
 and could talk it into agreeing) through a prompt template in ``prompts/``,
 and must end with the line ``VERDICT: CORRECT`` or ``VERDICT: INCORRECT``.
 
+Inside the flows the judge is a verifier of the verify stage: ``JudgeConfig`` (the
+``verify.judge`` section) names its backend — the generation backends, ``hf``,
+``openai`` or ``vllm`` — loaded once per worker process (``judge_backend_for``). Each
+row is judged with its task's template (``datagen.nonreasoning.TASKS``): factual
+answers against the reference (``judge.v1``), writing on a rubric without a
+reference (``judge_writing.v1``), translations against the reference
+(``judge_translation.v1``). A template without a ``{{reference}}`` slot needs no
+reference.
+
 Parsing is strict: the last non-empty line of the judge's answer must be
 exactly one of those two, and no other line may carry a contradicting
 verdict. Anything else is the judge failing, so the outcome is ``error``
 (counted, never a score) — not ``incorrect``. A response without a final
 answer is ``unparseable`` (a judgement on the candidate, no model call); a
-row without a reference is ``error``.
+row without a reference, judged with a template that needs one, is ``error``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from datagen.generate.backends.base import Backend, GenRequest
-from datagen.generate.config import SamplingConfig
+from datagen.generate.config import BackendConfig, SamplingConfig
 from datagen.generate.prompts import load_template, render_prompt
 from datagen.records import split_completion, verdict
 
@@ -32,6 +44,48 @@ log = logging.getLogger(__name__)
 #: Greedy decoding: a verdict should not depend on the sampling seed. The
 #: budget leaves room for a reasoning judge to think before its verdict.
 JUDGE_SAMPLING = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=4096)
+
+
+def default_judge_templates() -> dict[str, str]:
+    """Task -> judge template, from ``datagen.nonreasoning.TASKS`` (tasks judged by rule only have none)."""
+    from datagen.nonreasoning import TASKS
+
+    return {task: spec.judge_template for task, spec in TASKS.items() if spec.judge_template}
+
+
+class JudgeConfig(BaseModel):
+    """The judge verifier inside the verify stage (``verify.judge``).
+
+    ``backend``: any generation backend (``kind: hf | openai | vllm``, as in
+    ``generate.generation.backend``). ``template``: the judge template of rows
+    whose task has none in ``templates`` (a row without ``task``: reasoning answers
+    rules cannot check). ``max_tokens``: the judge's budget (greedy decoding)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: BackendConfig
+    template: str = "judge.v1"
+    templates: dict[str, str] = Field(default_factory=default_judge_templates)
+    max_tokens: int = Field(JUDGE_SAMPLING.max_tokens, ge=1)
+    #: the judge model's chat template pre-fills ``<think>`` (None: ask the backend)
+    think_prefilled: bool = False
+    prompts_dir: str | None = None
+
+
+_BACKENDS: dict[str, Backend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def judge_backend_for(config: JudgeConfig) -> Backend:
+    """One judge backend (a loaded model, a client) per process and backend config."""
+    from datagen.generate.backends import make_backend
+
+    key = config.backend.model_dump_json()
+    with _BACKENDS_LOCK:
+        if key not in _BACKENDS:
+            _BACKENDS[key] = make_backend(config.backend)
+        return _BACKENDS[key]
+
 
 _VERDICT_LINE = re.compile(r"^VERDICT: (CORRECT|INCORRECT)$")
 _ANY_VERDICT = re.compile(r"VERDICT:\s*(CORRECT|INCORRECT)\b", re.IGNORECASE)
@@ -68,34 +122,41 @@ def verify_judge(
     backend: Backend,
     *,
     template: str = "judge.v1",
+    templates: Mapping[str, str] | None = None,
     sampling: SamplingConfig = JUDGE_SAMPLING,
     prompts_dir: str | None = None,
     think_prefilled: bool = False,
 ) -> list[dict[str, Any]]:
-    """Judge each row's final answer against its ``answer``; one verdict dict per row.
+    """Judge each row's final answer; one verdict dict per row.
 
-    Rows need ``prompt``, ``answer`` (the reference) and ``summary`` or
-    ``completion`` (split with ``think_prefilled`` when the generating chat
-    template pre-filled ``<think>``). All judge requests go to the backend in
-    one batch.
+    Rows need ``prompt`` and ``summary`` or ``completion`` (split with
+    ``think_prefilled`` when the generating chat template pre-filled
+    ``<think>``); ``answer`` (the reference) when the row's template has a
+    ``{{reference}}`` slot; ``language`` when it has a ``{{language}}`` slot.
+    A row's template is ``templates[row["task"]]``, else ``template``. All
+    judge requests go to the backend in one batch.
     """
-    load_template(template, prompts_dir)  # fail on a bad template before any model call
+    templates = dict(templates or {})
+    for name in {template, *templates.values()}:
+        load_template(name, prompts_dir)  # fail on a bad template before any model call
     verdicts: list[dict[str, Any] | None] = [None] * len(rows)
     pending: list[int] = []
     requests: list[GenRequest] = []
     for i, row in enumerate(rows):
+        name = templates.get(str(row.get("task")), template)
+        slots = {slot for text in load_template(name, prompts_dir).sections.values()
+                 for slot in re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", text)}
         reference = row.get("answer")
-        if reference is None or not str(reference).strip():
-            verdicts[i] = verdict("error", detail="no reference answer to judge against")
+        if "reference" in slots and (reference is None or not str(reference).strip()):
+            verdicts[i] = verdict("error", detail=f"no reference answer to judge against ({name})")
             continue
         response = _response_of(row, think_prefilled)
         if response is None or not response.strip():
             verdicts[i] = verdict("unparseable", detail="response has no final answer")
             continue
-        rendered = render_prompt(
-            template, {"prompt": row["prompt"], "answer": str(reference), "response": response},
-            prompts_dir=prompts_dir,
-        )
+        values = {"prompt": row["prompt"], "answer": None if reference is None else str(reference),
+                  "response": response, "language": row.get("language") or "en"}
+        rendered = render_prompt(name, values, prompts_dir=prompts_dir)
         if isinstance(rendered, str):
             requests.append(GenRequest(prompt=rendered, n=1, sampling=sampling))
         else:

@@ -140,14 +140,43 @@ def _prepare_format(row: dict[str, Any]) -> dict[str, Any] | Verdict:
 
 
 def _prepare_judge(row: dict[str, Any]) -> dict[str, Any] | Verdict:
-    prepared = _prepare_math(row)
-    if "outcome" in prepared:
-        return prepared
+    # The reference is optional here: a writing rubric needs none, and verify_judge
+    # gives ``error`` to a row whose template needs one it lacks.
+    answer = _gold_answer(row) if row.get("answer") is not None else None
+    if isinstance(answer, dict):
+        return answer
+    completion = _completion(row)
+    if isinstance(completion, dict):
+        return completion
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         return verdict("error", detail="missing prompt (column 'prompt'): the judge needs the question")
     summary = row.get("summary")
-    return {**prepared, "prompt": prompt, "summary": summary if isinstance(summary, str) else None}
+    return {"completion": completion, "answer": answer, "prompt": prompt,
+            "summary": summary if isinstance(summary, str) else None,
+            "task": row.get("task") if isinstance(row.get("task"), str) else None,
+            "language": row.get("language") if isinstance(row.get("language"), str) else None}
+
+
+def _prepare_reference(row: dict[str, Any]) -> dict[str, Any] | Verdict:
+    """chrF: the response and the reference translation (``answer``), with the row's language."""
+    completion = _completion(row)
+    if isinstance(completion, dict):
+        return completion
+    summary = row.get("summary")
+    answer = row.get("answer")
+    return {"completion": completion, "summary": summary if isinstance(summary, str) else None,
+            "answer": answer if isinstance(answer, str) else None,
+            "language": row.get("language") if isinstance(row.get("language"), str) else None}
+
+
+def _prepare_self_cognition(row: dict[str, Any]) -> dict[str, Any] | Verdict:
+    completion = _completion(row)
+    if isinstance(completion, dict):
+        return completion
+    summary = row.get("summary")
+    return {"completion": completion, "summary": summary if isinstance(summary, str) else None,
+            "identity": row.get("identity")}
 
 
 # ------------------------------------------------------------------ verifiers
@@ -186,14 +215,35 @@ def _run_format(inputs: list[dict[str, Any]], *, workers: int | None, on_done: O
 
 
 def _run_judge(inputs: list[dict[str, Any]], *, workers: int | None, on_done: OnDone, judge_backend: Any = None,
-               judge_template: str = "judge.v1", judge_max_tokens: int | None = None, think_prefilled: bool = False,
+               judge_template: str = "judge.v1", judge_templates: dict[str, str] | None = None,
+               judge_max_tokens: int | None = None, think_prefilled: bool = False, prompts_dir: str | None = None,
                **_: Any) -> list[Verdict]:
     from datagen.verify.judge import JUDGE_SAMPLING, verify_judge
 
     sampling = JUDGE_SAMPLING if judge_max_tokens is None else JUDGE_SAMPLING.model_copy(
         update={"max_tokens": judge_max_tokens})
-    out = verify_judge(inputs, judge_backend, template=judge_template, sampling=sampling,
-                       think_prefilled=think_prefilled)
+    out = verify_judge(inputs, judge_backend, template=judge_template, templates=judge_templates, sampling=sampling,
+                       think_prefilled=think_prefilled, prompts_dir=prompts_dir)
+    on_done(len(inputs))
+    return out
+
+
+def _run_chrf(inputs: list[dict[str, Any]], *, workers: int | None, on_done: OnDone, chrf_threshold: float | None = None,
+              chrf_threshold_by_language: dict[str, float] | None = None, think_prefilled: bool = False,
+              **_: Any) -> list[Verdict]:
+    from datagen.verify.chrf import DEFAULT_THRESHOLD, verify_chrf
+
+    out = verify_chrf(inputs, threshold=DEFAULT_THRESHOLD if chrf_threshold is None else chrf_threshold,
+                      threshold_by_language=chrf_threshold_by_language, think_prefilled=think_prefilled)
+    on_done(len(inputs))
+    return out
+
+
+def _run_self_cognition(inputs: list[dict[str, Any]], *, workers: int | None, on_done: OnDone,
+                        think_prefilled: bool = False, **_: Any) -> list[Verdict]:
+    from datagen.verify.self_cognition import verify_self_cognition
+
+    out = verify_self_cognition(inputs, think_prefilled=think_prefilled)
     on_done(len(inputs))
     return out
 
@@ -219,6 +269,9 @@ VERIFIERS: dict[str, Verifier] = {
     # A judge failure is its backend's (a server down, a bad template): one
     # request per row would only repeat it, so the chunk gets the error.
     "judge": Verifier(_run_judge, _prepare_judge, retry_singly=False, check_opts=_check_judge_opts),
+    # Non-reasoning rows (datagen/nonreasoning.py): translations against their reference, self-cognition by rule.
+    "chrf": Verifier(_run_chrf, _prepare_reference),
+    "self_cognition": Verifier(_run_self_cognition, _prepare_self_cognition),
 }
 
 
@@ -242,7 +295,9 @@ def verify_rows(
     ``opts`` go to the verifier: ``timeout_s`` and ``think_prefilled`` for
     math; ``think_prefilled`` for code; ``think_prefilled``,
     ``require_answer_tags``, ``min_reasoning_chars`` and ``special_token``
-    for format; ``judge_backend`` … for judge.
+    for format; ``judge_backend``, ``judge_template``, ``judge_templates`` (task -> template),
+    ``judge_max_tokens``, ``prompts_dir`` for judge; ``chrf_threshold`` and
+    ``chrf_threshold_by_language`` for chrf.
 
     Never raises because of one row. Raises ``KeyError`` for an unknown
     verifier name and ``ValueError`` for a bad option (before judging).

@@ -15,6 +15,13 @@ comparison or a judge request that timed out — or a required verdict that is
 missing); otherwise ``True``. So a verifier's own failure never turns a sample
 into a rejection by itself: it can only leave it undecided, and every
 undecided row is counted by reason in the stats.
+
+Which verifiers apply: a row whose ``task`` (the non-reasoning rows of
+``datagen.nonreasoning``: writing, factual_qa, translation, self_cognition)
+is listed in ``verifiers_by_task`` is judged by that list; any other row by
+its domain's list in ``verifiers_by_domain``. So ``general`` rows are
+accepted by the verifiers configured for their task (judge, chrf,
+self_cognition), and a task with no verifier configured stays undecided.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Verifiers that must have judged a row of the domain (missing -> undecided).
 DEFAULT_VERIFIERS_BY_DOMAIN: dict[str, list[str]] = {"math": ["math"], "code": ["code"], "general": []}
+#: Non-reasoning task -> verifiers that must all say ``correct`` (overrides the domain's list).
+#: The defaults need no model; ``judge`` joins writing, factual_qa and translation when
+#: a judge backend is configured (``datagen.nonreasoning.TASKS`` lists each task's full set).
+DEFAULT_VERIFIERS_BY_TASK: dict[str, list[str]] = {"self_cognition": ["self_cognition"], "translation": ["chrf"]}
 #: Verifiers that apply to any domain when their verdict is present (the
 #: format check; the generative judge for answers rules cannot check).
 DEFAULT_OPTIONAL_VERIFIERS: tuple[str, ...] = ("format", "judge")
@@ -42,31 +53,59 @@ CANDIDATE_RUNNING_VERIFIERS: tuple[str, ...] = ("code",)
 _FAIL_OUTCOMES = frozenset({"incorrect", "unparseable", "memory", "runtime_error"})
 
 
+def required_verifiers(row: Mapping[str, Any], verifiers_by_domain: Mapping[str, list[str]],
+                       verifiers_by_task: Mapping[str, list[str]]) -> list[str] | None:
+    """The verifiers that must judge ``row``: its task's list, else its domain's; None = domain not listed."""
+    task = row.get("task")
+    if isinstance(task, str) and task in verifiers_by_task:
+        return list(verifiers_by_task[task])
+    domain = row.get("domain")
+    return list(verifiers_by_domain[domain]) if domain in verifiers_by_domain else None
+
+
 def verify_shard(
     rows: list[dict[str, Any]],
     *,
     verifiers_by_domain: Mapping[str, list[str]],
+    verifiers_by_task: Mapping[str, list[str]] | None = None,
+    judge: Any = None,
+    chrf_threshold: float | None = None,
+    chrf_threshold_by_language: Mapping[str, float] | None = None,
     math_timeout_s: float = 5.0,
     workers: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Verify one shard's rows and set ``accepted``; ``(rows, stats)``.
 
-    Each verifier named in ``verifiers_by_domain`` runs once over the rows of the
-    domains that list it (``workers`` parallel sandbox / math workers; None = all
-    cores). ``stats``: ``outcomes`` (verifier -> outcome -> rows) and
-    ``acceptance`` (``accept``'s counts) — counts only, so shards add up.
+    Each verifier runs once over the rows that need it (``required_verifiers``;
+    ``workers`` parallel sandbox / math workers; None = all cores). ``judge``: a
+    ``datagen.verify.judge.JudgeConfig`` (its backend is loaded once per process),
+    required when a list names ``judge``. ``stats``: ``outcomes`` (verifier ->
+    outcome -> rows) and ``acceptance`` (``accept``'s counts) — counts only, so
+    shards add up.
     """
     from datagen.verify.runner import verify_rows
 
+    by_task = DEFAULT_VERIFIERS_BY_TASK if verifiers_by_task is None else verifiers_by_task
     for row in rows:
         row["verdicts"] = decode_verdicts(row.get("verdicts"))
+    needs = [required_verifiers(r, verifiers_by_domain, by_task) or [] for r in rows]
     outcomes: dict[str, dict[str, int]] = {}
-    for verifier in sorted({v for vs in verifiers_by_domain.values() for v in vs}):
-        domains = {d for d, vs in verifiers_by_domain.items() if verifier in vs}
-        subset = [r for r in rows if r.get("domain") in domains]
-        if not subset:
-            continue
-        opts = {"timeout_s": math_timeout_s} if verifier == "math" else {}
+    for verifier in sorted({v for vs in needs for v in vs}):
+        subset = [r for r, vs in zip(rows, needs) if verifier in vs]
+        opts: dict[str, Any] = {}
+        if verifier == "math":
+            opts = {"timeout_s": math_timeout_s}
+        elif verifier == "chrf":
+            opts = {"chrf_threshold": chrf_threshold, "chrf_threshold_by_language": chrf_threshold_by_language}
+        elif verifier == "judge":
+            if judge is None:
+                raise ValueError("rows need the judge verifier but no judge is configured: set verify.judge.backend "
+                                 "(kind hf | openai | vllm), or remove 'judge' from verifiers_by_domain/by_task")
+            from datagen.verify.judge import judge_backend_for
+
+            opts = {"judge_backend": judge_backend_for(judge), "judge_template": judge.template,
+                    "judge_templates": dict(judge.templates), "judge_max_tokens": judge.max_tokens,
+                    "think_prefilled": judge.think_prefilled, "prompts_dir": judge.prompts_dir}
         _, vstats = verify_rows(subset, verifier, workers=workers, **opts)
         for name, counts in vstats.get("outcomes", {}).items():
             mine = outcomes.setdefault(name, {})
@@ -74,7 +113,7 @@ def verify_shard(
                 mine[outcome] = mine.get(outcome, 0) + n
     for row in rows:
         row["verdicts"] = encode_verdicts(row["verdicts"])
-    decided = accept(rows, verifiers_by_domain)
+    decided = accept(rows, verifiers_by_domain, verifiers_by_task=by_task)
     stats: dict[str, Any] = {"acceptance": decided.stats}
     if outcomes:
         stats["outcomes"] = outcomes
@@ -93,6 +132,7 @@ def accept(
     rows: Rows,
     verifiers_by_domain: Mapping[str, list[str]] | None = None,
     *,
+    verifiers_by_task: Mapping[str, list[str]] | None = None,
     optional_verifiers: Iterable[str] = DEFAULT_OPTIONAL_VERIFIERS,
     candidate_running_verifiers: Iterable[str] = CANDIDATE_RUNNING_VERIFIERS,
 ) -> AcceptResult:
@@ -100,19 +140,25 @@ def accept(
 
     ``verifiers_by_domain`` lists the verifiers that must have judged a row of
     each domain (default ``DEFAULT_VERIFIERS_BY_DOMAIN``); ``optional_verifiers``
-    apply to every domain when their verdict is present. A domain missing from
-    the mapping uses every verdict present. The decision rule is in the module
+    apply to every domain when their verdict is present. A row whose ``task`` is
+    in ``verifiers_by_task`` (default ``DEFAULT_VERIFIERS_BY_TASK``) needs that
+    task's list instead of its domain's. A domain missing from the mapping uses
+    every verdict present. The decision rule is in the module
     docstring; a row with no applicable verdict at all is undecided (None).
     Any existing ``accepted`` value is replaced.
 
     ``stats``: ``rows``, ``accepted``, ``rejected``, ``undecided``,
-    ``by_domain`` (the same four per domain), ``undecided_reasons``
+    ``by_domain`` and ``by_task`` (the same four per domain, per task of rows
+    that have one), ``undecided_reasons`` 
     (``verifier:outcome`` / ``verifier:missing`` / ``no_verdicts`` -> rows) and
     ``outcomes`` (verifier -> outcome -> rows, over applicable verdicts). Counts only, so the
     stats of shards add up; a rate is derived when shown.
     """
     frame = as_frame(rows)
     required_by_domain = dict(DEFAULT_VERIFIERS_BY_DOMAIN if verifiers_by_domain is None else verifiers_by_domain)
+    required_by_task = dict(DEFAULT_VERIFIERS_BY_TASK if verifiers_by_task is None else verifiers_by_task)
+    tasks = frame["task"].to_list() if "task" in frame.columns else [None] * frame.height
+    by_task: dict[str, dict[str, Any]] = {}
     optional = tuple(optional_verifiers)
     runs_candidate = frozenset(candidate_running_verifiers)
 
@@ -123,10 +169,11 @@ def accept(
     undecided_reasons: dict[str, int] = {}
     outcomes: dict[str, dict[str, int]] = {}
 
-    for domain, raw in zip(domains, raw_verdicts):
+    for domain, task, raw in zip(domains, tasks, raw_verdicts):
         verdicts = {name: v for name, v in decode_verdicts(raw).items() if v is not None}
-        if domain in required_by_domain:
-            required = list(required_by_domain[domain])
+        needed = required_verifiers({"domain": domain, "task": task}, required_by_domain, required_by_task)
+        if needed is not None:
+            required = needed
             applicable = required + [name for name in optional if name in verdicts and name not in required]
         else:
             required, applicable = [], sorted(verdicts)
@@ -158,6 +205,10 @@ def accept(
                 undecided_reasons[reason] = undecided_reasons.get(reason, 0) + 1
         else:
             d["accepted" if decision else "rejected"] += 1
+        if isinstance(task, str):
+            t = by_task.setdefault(task, {"rows": 0, "accepted": 0, "rejected": 0, "undecided": 0})
+            t["rows"] += 1
+            t["undecided" if decision is None else "accepted" if decision else "rejected"] += 1
 
     stats = {
         "rows": frame.height,
@@ -165,6 +216,7 @@ def accept(
         "rejected": sum(d["rejected"] for d in by_domain.values()),
         "undecided": sum(d["undecided"] for d in by_domain.values()),
         "by_domain": dict(sorted(by_domain.items())),
+        **({"by_task": dict(sorted(by_task.items()))} if by_task else {}),
         "undecided_reasons": dict(sorted(undecided_reasons.items())),
         "outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
     }
@@ -180,7 +232,9 @@ __all__ = [
     "CANDIDATE_RUNNING_VERIFIERS",
     "DEFAULT_OPTIONAL_VERIFIERS",
     "DEFAULT_VERIFIERS_BY_DOMAIN",
+    "DEFAULT_VERIFIERS_BY_TASK",
     "AcceptResult",
     "accept",
+    "required_verifiers",
     "verify_shard",
 ]
