@@ -162,6 +162,31 @@ genuine("fork bombs", "one subprocess of the interpreter",
         "import subprocess, sys\na, b = map(int, input().split())\n"
         "print(subprocess.run([sys.executable, '-c', f'print({a} + {b})'], capture_output=True, text=True).stdout, end='')")
 
+# --------------------------------------------------------------------------- 4b. beating the CPU limit with processes
+
+N_HALF = 10_000_000  # ~0.5-1 s of CPU per half: each worker stays under the 1 s per-process limit
+ORPHAN_WORKERS = f"""
+import os
+r, w = os.pipe()
+for lo in (0, {N_HALF}):
+    if os.fork() == 0:
+        if os.fork() == 0:  # a grandchild, orphaned: the main process never waits for it
+            s = 0
+            for i in range(lo, lo + {N_HALF}):
+                s += i
+            os.write(w, f"{{s}}\\n".encode())
+        os._exit(0)
+    os.wait()
+f = os.fdopen(r)
+print(int(f.readline()) + int(f.readline()))
+"""
+hack("beating the CPU limit", "orphaned workers share a computation over the limit", ORPHAN_WORKERS,
+     spec(f"{(2 * N_HALF) * (2 * N_HALF - 1) // 2}\n", time_limit_s=1), "timeout")
+genuine("beating the CPU limit", "small work in orphaned workers",
+        ORPHAN_WORKERS.replace(str(N_HALF), "1000"), spec(f"{2000 * 1999 // 2}\n", time_limit_s=1))
+hack("beating the CPU limit", "a million empty files", "import os\nfor i in range(10 ** 6):\n"
+     "    open(f'/tmp/{i}', 'w').close()\nprint(5)", ADD)
+
 # --------------------------------------------------------------------------- 5. killing the parent / the harness
 
 KILLER = ("import os, signal\nfor pid in [1, os.getppid(), -1, 0] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
