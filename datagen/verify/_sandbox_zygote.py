@@ -408,8 +408,10 @@ class Zygote:
         self.sock = sock
         self.uid = self.gid = None
         self.isolation = "basic"
-        self.layers = {"environment": "empty" if not os.environ.get("PATH") else "inherited"}
-        self.degraded = []
+        # Spawned with an empty environment; Python's C-locale coercion may add LC_CTYPE.
+        inherited = sorted(set(os.environ) - {"LC_CTYPE"})
+        self.layers = {"environment": "empty" if not inherited else None}
+        self.degraded = [] if not inherited else [f"environment: inherited {', '.join(inherited)}"]
         self.cgroup = None
         self.seccomp = None
         # /proc as the zygote sees it (the host's PID namespace), kept open
