@@ -103,6 +103,9 @@ class _Parser:
     def const(self, name: str) -> Value:
         return {"pi": complex(math.pi), "infty": complex(math.inf), "e": complex(math.e), "i": 1j}[name]
 
+    def abs(self, v: Value) -> Value:
+        return abs(v) if isinstance(v, Fraction) else complex(abs(v))
+
     def func(self, name: str, arg: Value) -> Value:
         try:
             return _FUNCS[name](complex(arg))
@@ -220,6 +223,8 @@ class _Parser:
         if kind == "num":
             return self.num(text)
         if kind == "var":
+            if self.peek() == ("op", "_"):  # x_1, F_{n-k-1}: one name
+                return self._var(f"{text}_{{{self._subscript()}}}")
             return self._var(text)
         if kind == "op":
             if text in "({":
@@ -227,6 +232,10 @@ class _Parser:
                 value = self.expr()
                 self.expect(close)
                 return value
+            if text == "|":  # |x|
+                value = self.expr()
+                self.expect("|")
+                return self.abs(value)
             raise Unsupported(f"operator {text!r}")
         name = text[1:]
         if name in ("frac", "dfrac", "tfrac"):
@@ -259,7 +268,42 @@ class _Parser:
             arg = self.atom()
             value = self.func(name, arg)
             return value if power is None else self.pow(value, power)
+        if name in ("sum", "prod"):
+            return self._big_operator(name)
         raise Unsupported(f"command \\{name}")
+
+    def _subscript(self) -> str:
+        """The raw text of a subscript after ``_`` (a braced group or one token)."""
+        self.expect("_")
+        tok = self.take()
+        if tok != ("op", "{"):
+            return tok[1]
+        depth, out = 1, []
+        while True:
+            tok = self.take()
+            depth += tok == ("op", "{")
+            depth -= tok == ("op", "}")
+            if depth == 0:
+                return "".join(out)
+            out.append(tok[1])
+
+    def _big_operator(self, name: str) -> Value:
+        """``\\sum_{k=a}^{b} body`` (the body is one product term)."""
+        self.expect("_")
+        self.expect("{")
+        kind, index = self.take()
+        if kind != "var":
+            raise Unsupported("index of a sum")
+        self.expect("=")
+        lo = self.expr()
+        self.expect("}")
+        self.expect("^")
+        hi = self.atom()
+        body = self.term()
+        return self.big(name, index, lo, hi, body)
+
+    def big(self, name: str, index: str, lo: Value, hi: Value, body: Value) -> Value:
+        raise Unsupported(f"\\{name}")  # numerically, only the symbolic worker evaluates these
 
     def _var(self, name: str) -> Value:
         if name == "e":
@@ -549,6 +593,13 @@ def to_sympy(text: str):
 
         def func(self, name: str, arg):
             return funcs[name](arg)
+
+        def abs(self, v):
+            return sympy.Abs(v)
+
+        def big(self, name, index, lo, hi, body):
+            k = sympy.Symbol(index)
+            return (sympy.Sum if name == "sum" else sympy.Product)(body, (k, lo, hi))
 
         def _var(self, name: str):
             if name == "e":

@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import queue
+import re
 import select
 import subprocess
 import sys
@@ -231,7 +232,7 @@ def _symbolic_eq_factory():
     from sympy.matrices.expressions import MatrixExpr
 
     from datagen.verify import _math_fast as fast
-    from datagen.verify.math import decimal_places, is_decimal_literal
+    from datagen.verify.math import _one_group, _split_rel, _split_top, decimal_places, is_decimal_literal
 
     imaginary = sympy.Symbol("i")
     bad = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
@@ -241,11 +242,12 @@ def _symbolic_eq_factory():
         """Our hand parser (the common subset, ~100x faster than ANTLR), then
         latex2sympy2_extended, then math-verify's parser (its normalizations)."""
         expr = None
-        if not relation:
-            try:
-                return fast.to_sympy(text)
-            except (fast.Unsupported, TypeError, ValueError, ZeroDivisionError, OverflowError):
-                pass
+        try:
+            got = set_or_relation(text) if relation else fast.to_sympy(text)
+            if got is not None:
+                return got
+        except (fast.Unsupported, TypeError, ValueError, ZeroDivisionError, OverflowError):
+            pass
         try:
             expr = latex2sympy(text)
         except Exception:  # noqa: BLE001 -- latex2sympy raises many types on bad input
@@ -259,6 +261,33 @@ def _symbolic_eq_factory():
         if isinstance(expr, Basic) and expr.has(imaginary):
             expr = expr.subs(imaginary, sympy.I)  # i is the imaginary unit in a final answer
         return expr
+
+    def set_or_relation(text: str):
+        """Intervals, unions, braced sets and relation chains built from our
+        hand parser (latex2sympy's grammar costs ~50 ms a text); None when the
+        text has a form it does not cover (function application, ``\\in``)."""
+        t = text.strip()
+        if re.search(r"[a-zA-Z]\(|\\in(?![a-zA-Z])|\\(?:cap|setminus|mathbb)", t):
+            return None
+        union = _split_top(t, ("\\cup",))
+        if len(union) > 1:
+            parts = [set_or_relation(u) for u in union]
+            return None if any(not isinstance(p, sympy.Set) for p in parts) else sympy.Union(*parts)
+        if len(t) > 1 and t[0] in "([" and t[-1] in ")]" and _one_group(t):
+            ends = _split_top(t[1:-1], (",",))
+            if len(ends) == 2:
+                lo, hi = fast.to_sympy(ends[0]), fast.to_sympy(ends[1])
+                return sympy.Interval(lo, hi, left_open=t[0] == "(", right_open=t[-1] == ")")
+            return None
+        if t.startswith("\\{") and t.endswith("\\}"):
+            return sympy.FiniteSet(*(fast.to_sympy(x) for x in _split_top(t[2:-2], (",",)) if x))
+        parts = _split_rel(t)
+        if len(parts) < 3:
+            return fast.to_sympy(t)
+        sides = [fast.to_sympy(x) for x in parts[::2]]
+        make = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge, "\\neq": sympy.Ne}
+        rels = [make[op](a, b, evaluate=False) for a, op, b in zip(sides, parts[1::2], sides[1:])]
+        return rels[0] if len(rels) == 1 else sympy.And(*rels, evaluate=False)
 
     def undefined(e) -> bool:
         if not isinstance(e, sympy.Expr):

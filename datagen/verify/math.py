@@ -797,7 +797,7 @@ def _scalar(t: str, flags: dict) -> Node:
         m = _UNIT_TAIL.match(t)
         if m:
             word = re.sub(r"\s+", " ", m.group("unit")).strip()
-            last = re.sub(r"\^.*$", "", word.split()[-1]).strip()  # cm^2 -> cm
+            last = re.sub(r"\s*\^.*$", "", word).split()[-1].strip()  # cm^2, cm ^2 -> cm
             head = m.group("num").strip()
             known = last in _UNITS and "/" not in word and "per" not in word.split()
             # A known unit, or any word (apples, km/h): dropped from a number.
@@ -1039,7 +1039,8 @@ def _split_rel(text: str) -> list[str]:
 def _linear(lhs: str, rhs: str, var: str) -> tuple[Fraction, Fraction] | None:
     """(a, b) with lhs - rhs = a*var + b exactly, or None if not linear/exact."""
     vals = []
-    for x in (0, 1, 2, 7):
+    points = (Fraction(0), Fraction(1), Fraction(2), Fraction(7), Fraction(-5), Fraction(-3, 2))  # |x| is not linear
+    for x in points:
         env = {var: Fraction(x)}
         try:
             v = fast.evaluate(lhs, env)[0] - fast.evaluate(rhs, env)[0]  # type: ignore[arg-type]
@@ -1049,7 +1050,7 @@ def _linear(lhs: str, rhs: str, var: str) -> tuple[Fraction, Fraction] | None:
             return None
         vals.append(v)
     a, b = vals[1] - vals[0], vals[0]
-    if any(vals[k] != a * x + b for k, x in enumerate((0, 1, 2, 7))):
+    if any(vals[k] != a * x + b for k, x in enumerate(points)):
         return None
     return a, b
 
