@@ -24,8 +24,17 @@ builds that mix from two row sets:
 5. The union is shuffled with the seed (again by per-row hash, so it is
    reproducible from the data alone).
 
+Non-reasoning rows (``datagen.nonreasoning``): a generated sample (one with a
+``completion`` that was verified) enters only when the verifiers accepted it
+(else it is skipped as ``not_accepted``), while a written response (a reference
+answer, an imported conversation) enters as it is; a row's ``cot`` says
+whether its chain of thought is kept (``none``: dropped; ``short``: kept up to
+``max_short_cot_chars``), and an imported multi-turn conversation keeps its
+earlier turns (``messages``). The stats count the composition by kind, task
+and language (``composition``), which the mix card shows.
+
 Output rows: ``problem_id``, ``sample_id``, ``source``, ``domain``,
-``language``, ``prompt``, ``kind`` (``reasoning``/``non_reasoning``) and ``messages``, a
+``language``, ``prompt``, ``kind`` (``reasoning``/``non_reasoning``), ``task`` and ``messages``, a
 ``list<struct{role: str, content: str}>`` column (polars, pyarrow, Parquet and
 ``datasets`` read it natively).
 
@@ -54,7 +63,7 @@ MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ROLES = ("system", "user", "assistant")
 KINDS = ("reasoning", "non_reasoning")
 # ``prompt`` stays so each output row is still a valid record (a required column).
-OUTPUT_COLUMNS = ("problem_id", "sample_id", "source", "domain", "language", "prompt", "kind", "messages")
+OUTPUT_COLUMNS = ("problem_id", "sample_id", "source", "domain", "language", "prompt", "kind", "task", "messages")
 
 DEFAULT_REASONING_COUNT = 600_000
 DEFAULT_NON_REASONING_COUNT = 200_000
@@ -82,6 +91,9 @@ class MixConfig(BaseModel):
     special_token: str = Field("|special_token|", min_length=1, description="delimiter of the cold_start format")
     system_prompt: str | None = Field(None, description="system message put first in every conversation; none if null")
     seed: int = Field(0, description="seed of the per-part sampling and the final shuffle")
+    max_short_cot_chars: int = Field(
+        2000, ge=0, description="a non-reasoning row whose task wants a short chain of thought (cot: short) keeps "
+        "its reasoning up to this many characters; longer reasoning is dropped, the answer kept")
     require_reasoning: bool = Field(
         True,
         description="skip reasoning samples without a reasoning trace (counted as no_reasoning); false keeps them "
@@ -200,6 +212,8 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         "by_kind": _counts(rows, "kind"),
         "by_source": _counts(rows, "source"),
         "by_domain": _counts(rows, "domain"),
+        "by_language": _counts(rows, "language"),
+        "composition": _composition(rows),
         "config": config.model_dump(),
     }
     log.info("mix: %d rows (%s), %d duplicates removed", rows.height, taken, duplicates)
@@ -223,7 +237,8 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         column("completion"),
         column("answer"),
     )
-    keep, contents, keys = [], [], []
+    accepted, cots, histories, verdicts = column("accepted"), column("cot"), column("messages"), column("verdicts")
+    keep, contents, keys, history = [], [], [], []
     skipped: dict[str, int] = {}
     for i in range(n):
         reasoning, summary = reasonings[i], summaries[i]
@@ -233,40 +248,70 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         if kind == "non_reasoning" and summary is None and completions[i] is None:
             summary = answers[i]
         reason = None
-        if kind == "reasoning" and not reasoning and config.require_reasoning:
+        if kind == "non_reasoning" and completions[i] is not None and (
+                accepted[i] is False or (accepted[i] is None and verdicts[i] not in (None, "", "{}", {}))):
+            reason = "not_accepted"  # a verified sample the verifiers rejected or could not decide
+        elif kind == "reasoning" and not reasoning and config.require_reasoning:
             reason = "no_reasoning"
         elif not summary:
             reason = "no_summary" if kind == "reasoning" else "no_response"
         if reason:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
+        if kind == "non_reasoning" and reasoning and (
+                cots[i] == "none" or (cots[i] == "short" and len(reasoning) > config.max_short_cot_chars)):
+            reasoning = None  # the task wants no (or only a short) chain of thought: keep the answer alone
+            skipped["cot_removed"] = skipped.get("cot_removed", 0) + 1
         content = assistant_text(reasoning, summary, config)
+        earlier = _earlier_turns(histories[i])
         keep.append(i)
         contents.append(content)
-        keys.append(hashlib.blake2b(f"{normalize_prompt(prompts[i])}\x00{content}".encode(), digest_size=16).digest())
+        history.append(earlier)
+        context = "".join(f"{t['role']}\x00{normalize_prompt(t['content'])}\x00" for t in earlier)
+        keys.append(hashlib.blake2b(f"{context}{normalize_prompt(prompts[i])}\x00{content}".encode(),
+                                    digest_size=16).digest())
     if skipped:
         log.warning("mix: skipped %s %s rows", skipped, kind)
 
     base = frame.select(
         [
             pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.String).alias(c)
-            for c in ("problem_id", "sample_id", "source", "domain", "language", "prompt")
+            for c in ("problem_id", "sample_id", "source", "domain", "language", "prompt", "task")
         ]
     ).with_columns(pl.all().cast(pl.String))
     part = base if len(keep) == n else (base[keep] if keep else base.head(0))
     part = part.with_columns(
         pl.lit(kind).alias("kind"),
+        pl.Series("_history", history, dtype=MESSAGES_DTYPE),
         pl.Series("_content", contents, dtype=pl.String),
         pl.Series("_key", keys, dtype=pl.Binary),
     ).with_columns(pl.col("_key").bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("_key64"))
     return part, dict(sorted(skipped.items()))
 
 
+def _earlier_turns(messages: Any) -> list[dict[str, str]]:
+    """The turns before the last user/assistant exchange of an imported conversation (system included)."""
+    if not messages:
+        return []
+    turns = [{"role": str(t["role"]), "content": str(t["content"])} for t in messages]
+    return turns[:-2] if len(turns) > 2 else []
+
+
 def _messages_column(frame: pl.DataFrame, config: MixConfig) -> pl.Series:
     """The ``messages`` column, assembled in Arrow: the turns' texts interleaved
     row by row into one flat struct array, cut into lists by fixed offsets.
-    (polars' ``concat_list`` of ``struct`` expressions does the same ~3x slower.)"""
+    (polars' ``concat_list`` of ``struct`` expressions does the same ~3x slower.)
+    Rows with earlier turns (imported multi-turn chats) are assembled one by one."""
     n = frame.height
+    if n and frame["_history"].list.len().sum() > 0:
+        out = []
+        for earlier, prompt, content in zip(frame["_history"].to_list(), frame["prompt"].to_list(),
+                                            frame["_content"].to_list()):
+            turns = list(earlier or [])
+            if config.system_prompt is not None and not (turns and turns[0]["role"] == "system"):
+                turns.insert(0, {"role": "system", "content": config.system_prompt})
+            out.append([*turns, {"role": "user", "content": prompt}, {"role": "assistant", "content": content}])
+        return pl.Series("messages", out, dtype=MESSAGES_DTYPE)
     texts = [frame["prompt"].to_arrow(), frame["_content"].to_arrow()]
     roles = ["user", "assistant"]
     if config.system_prompt is not None:
@@ -287,6 +332,15 @@ def _messages_column(frame: pl.DataFrame, config: MixConfig) -> pl.Series:
 
 def _one_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _composition(frame: pl.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """kind -> task (``-`` when none) -> language -> rows: what the mix is made of."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    counts = frame.group_by("kind", "task", "language").len().iter_rows()
+    for kind, task, language, n in sorted(counts, key=lambda r: (str(r[0]), str(r[1]), str(r[2]))):
+        out.setdefault(str(kind), {}).setdefault(task or "-", {})[str(language)] = int(n)
+    return out
 
 
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:

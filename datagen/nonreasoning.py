@@ -171,9 +171,11 @@ def _row(task: str, source: str, prompt: str, language: str, answer: str | None,
 
 
 def writing_problems(source: TaskSource | None = None) -> list[dict[str, Any]]:
-    """Writing requests (item: ``prompt``, ``language``); no reference (judged on a rubric)."""
+    """Writing requests (item: ``prompt``, ``language``, optional ``answer``: a model piece, used as a
+    response by the mix's ``references``; samples are judged on a rubric, not against it)."""
     items, name = _items("writing", source)
-    return [_row("writing", name, _need(it, "prompt", f"writing item {i}"), it.get("language") or "en", None)
+    return [_row("writing", name, _need(it, "prompt", f"writing item {i}"), it.get("language") or "en",
+                 it.get("answer") if isinstance(it.get("answer"), str) and it["answer"].strip() else None)
             for i, it in enumerate(items, 1)]
 
 

@@ -125,10 +125,14 @@ def build_model(
     return model
 
 
-def save_tiny(path: str | Path, *, prefill_think: bool = False, seed: int = 0, **model_kwargs) -> Path:
-    """Build a tokenizer + model and save both under ``path`` (a local model dir)."""
+def save_tiny(path: str | Path, *, prefill_think: bool = False, seed: int = 0, charset: str | None = None,
+              **model_kwargs) -> Path:
+    """Build a tokenizer + model and save both under ``path`` (a local model dir).
+
+    ``charset``: the tokenizer's characters (default ``default_charset()``); a small one
+    (e.g. digits) makes a random model's one-token answers right by chance more often."""
     path = Path(path)
-    tokenizer = build_tokenizer(prefill_think=prefill_think)
+    tokenizer = build_tokenizer(charset, prefill_think=prefill_think)
     model = build_model(tokenizer, seed=seed, **model_kwargs)
     path.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(path)

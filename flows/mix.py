@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from datagen.config import where
 from datagen.mix import MixConfig
@@ -19,22 +19,32 @@ from flows.common import StageParams, open_stage, publish
 class MixParams(StageParams):
     root: str | None = where(None)
     reasoning: str = where("selected")
-    #: a version of non-reasoning samples (writing, QA, …); None = reasoning only
-    non_reasoning: str | None = where(None)
+    #: versions of non-reasoning samples (verified general samples, imported chats, reference answers);
+    #: empty = reasoning only. One version may be given as a string.
+    non_reasoning: list[str] = where([])  # pydantic copies the default per instance
     output: str = where("sft-mix")
     mix: MixConfig = Field(default_factory=MixConfig)
+
+    @field_validator("non_reasoning", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [] if value is None else [value] if isinstance(value, str) else value
 
 
 @task(cache_policy=NO_CACHE)
 def mix_task(params: MixParams) -> str:
     from datagen.mix import mix
 
-    run = open_stage(params, "mix", [params.reasoning, *([params.non_reasoning] if params.non_reasoning else [])])
+    run = open_stage(params, "mix", [params.reasoning, *params.non_reasoning])
     writer = run.writer(params.output)
     if run.done(writer):
         return writer.committed.ref
     reasoning, *non_reasoning = run.parents
-    nr = run.store.scan(non_reasoning[0]) if non_reasoning else []
+    import polars as pl
+
+    # The non-reasoning versions differ in their columns (samples, imported chats, references).
+    nr = pl.concat([run.store.scan(m).collect() for m in non_reasoning], how="diagonal_relaxed") \
+        if non_reasoning else []
     result = mix(run.store.scan(reasoning), nr, params.mix)
     rows = result.rows.collect() if hasattr(result.rows, "collect") else result.rows
     writer.write(rows)
