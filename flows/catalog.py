@@ -47,6 +47,10 @@ FLOWS: dict[str, FlowEntry] = {
                      "Reasoning + non-reasoning samples as chat messages."),
     "sft": FlowEntry("flows/train.py:sft_flow", "SFTParams", "gpu", "SFT on an SFT-mix version."),
     "grpo": FlowEntry("flows/train.py:grpo_flow", "GRPOParams", "gpu", "GRPO on a prompt-set version."),
+    "general": FlowEntry("flows/general.py:general_flow", "GeneralParams", None,
+                         "Non-reasoning problems: writing, factual QA, self-cognition, translation."),
+    "import_chat": FlowEntry("flows/general.py:import_chat_flow", "ImportChatParams", None,
+                             "Import chat-format SFT data as a non-reasoning version."),
     "pipeline": FlowEntry("flows/pipeline.py:pipeline_flow", "PipelineParams", None,
                           "The whole pipeline (scheduled nightly by flows.deploy)."),
 }
