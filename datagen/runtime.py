@@ -45,6 +45,8 @@ _lock = threading.Lock()
 _exit_code: int | None = None
 # What start()/run_dir() changed, restored by cleanup() (a command run in-process, e.g. by tests).
 _saved: dict[str, object] = {}
+# Log handlers that quiet_tracebacks() filtered, unfiltered again by cleanup().
+_filtered: list[logging.Handler] = []
 
 
 def _proc_start(pid: int) -> str | None:
@@ -159,6 +161,10 @@ def cleanup() -> None:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = str(old)
+    while _filtered:
+        h = _filtered.pop()
+        for f in [f for f in h.filters if isinstance(f, _NoTraceback)]:
+            h.removeFilter(f)
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = _saved.pop(f"signal{int(signum)}", None)
         if handler is not None and threading.current_thread() is threading.main_thread():
@@ -259,3 +265,4 @@ def quiet_tracebacks(debug: bool) -> None:
         for handler in lg.handlers:
             if not any(isinstance(f, _NoTraceback) for f in handler.filters):
                 handler.addFilter(flt)
+                _filtered.append(handler)
