@@ -22,6 +22,9 @@ import pytest
 from datagen.verify._sandbox import SandboxPool
 from datagen.verify.code import verify_code, verify_code_batch
 
+# One xdist worker runs this whole module, so its module-scoped pools and batch run once (CI: -n, loadgroup).
+pytestmark = pytest.mark.xdist_group("sandbox-isolation")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

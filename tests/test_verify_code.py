@@ -17,6 +17,9 @@ import pytest
 from datagen.verify._sandbox import SandboxPool
 from datagen.verify.code import InvalidTestSpec, compare_stdout, extract_code, parse_tests, values_equal, verify_code
 
+# One xdist worker runs this whole module, so its module-scoped pools and batch run once (CI: -n, loadgroup).
+pytestmark = pytest.mark.xdist_group("sandbox-verify-code")
+
 ADD = {"kind": "stdin_stdout", "time_limit_s": 0.5, "memory_limit_mb": 256,
        "cases": [{"input": "2 3\n", "output": "5\n"}]}
 CALL = {"kind": "call", "fn_name": "add", "time_limit_s": 0.5, "memory_limit_mb": 256,
