@@ -33,11 +33,16 @@ Layers, set up once per zygote (root, the normal case) and per test:
                    uid of its own, FSIZE, NOFILE, CORE), drop to that uid,
                    no_new_privs, seccomp filter, cwd /sandbox, run the code
                    like ``python solution.py`` would.
-    init reaps the candidate, reports its real wait status and rusage, and
-    exits; the kernel then SIGKILLs everything left in the PID namespace and
-    frees the tmpfs mounts with the mount namespace. On wall-clock expiry the
-    zygote SIGKILLs init, which has the same effect. The zygote reads the
-    cgroup's OOM-kill counter after each test: any OOM kill means ``memory``.
+    When the candidate exits, init kills and reaps whatever it left behind
+    and reports the candidate's real wait status and the CPU time of every
+    process of the test (work pushed into orphaned children counts), then
+    exits; the kernel frees the tmpfs mounts with the mount namespace. On
+    wall-clock expiry the zygote SIGKILLs init, which takes the whole PID
+    namespace with it. The wall limit stretches (up to 8x) only while the
+    test keeps using CPU and stays under its CPU limit: a program starved by
+    other work on the machine is not a timeout, a sleeper is. The zygote
+    reads the cgroup's OOM-kill counter after each test: any OOM kill means
+    ``memory``.
 
 Exit status: an uncaught exception or ``SystemExit`` propagates to the top of
 this script untouched, so the interpreter itself prints the traceback, waits
@@ -46,13 +51,16 @@ could patch (``os._exit``, ``sys.exit``) decides the status of a crash. Only
 a program that ran to its end takes the short path (wait for threads, run
 atexit, flush, exit 0).
 
-Degradation, each layer on its own (reported in the hello frame; the host
-logs it once and marks verdicts): no root -> "basic" (rlimits, setsid +
-process-group kill, a Python-level socket block: stops accidents, not an
-adversary); pivot_root refused -> the host filesystem stays visible under
-permissions; no writable memory cgroup (v1 or v2) -> per-process address-
-space cap only; an architecture without a syscall table here (only x86_64
-and aarch64 have one) or a kernel without seccomp -> no syscall filter.
+Degradation, each layer on its own, each probed at start (reported in the
+hello frame; the host logs it once and names it in every verdict): no root
+-> no namespaces ("basic": setsid + process-group kill, a Python-level
+socket block) and so no minimal root either; pivot_root refused -> the host
+filesystem stays visible under permissions; no memory cgroup we can create
+and move processes into (v1 or v2; tried with or without root) -> a
+per-process address-space cap only; an architecture without a syscall table
+here (only x86_64 and aarch64 have one) or a kernel that refuses the filter
+-> no syscall filter (also applied without root: it needs only
+no_new_privs).
 
 Protocol on fd 0 (a SOCK_SEQPACKET socket, one message per frame): hello
 (JSON) on start; then per request one JSON message carrying six fds (code,
@@ -460,6 +468,17 @@ class Zygote:
             buf, prog = _seccomp_program()
         except Exception as exc:
             buf, prog = None, repr(exc)
+        if buf is not None:
+            # Probe it in a throwaway child: a kernel without seccomp must
+            # degrade this layer here, not fail every test's setup.
+            pid = os.fork()
+            if pid == 0:
+                ok = (_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                      and _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0
+                      and _libc.unshare(CLONE_NEWUTS) != 0)
+                os._exit(0 if ok else 1)
+            if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+                buf, prog = None, "the kernel refused the filter (or it did not block unshare)"
         if buf is None:
             self.layers["seccomp"] = None
             self.degraded.append(f"seccomp: {prog}")
