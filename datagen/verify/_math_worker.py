@@ -227,6 +227,8 @@ def _symbolic_eq_factory():
 
     import sympy
     from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended.logic import And as OrderedAnd
+    from latex2sympy2_extended.sets import FiniteSet as OrderedSet
     from math_verify import LatexExtractionConfig, grader, parse
     from sympy import Basic, MatrixBase
     from sympy.matrices.expressions import MatrixExpr
@@ -280,14 +282,16 @@ def _symbolic_eq_factory():
                 return sympy.Interval(lo, hi, left_open=t[0] == "(", right_open=t[-1] == ")")
             return None
         if t.startswith("\\{") and t.endswith("\\}"):
-            return sympy.FiniteSet(*(fast.to_sympy(x) for x in _split_top(t[2:-2], (",",)) if x))
+            return OrderedSet(*(fast.to_sympy(x) for x in _split_top(t[2:-2], (",",)) if x))
         parts = _split_rel(t)
         if len(parts) < 3:
             return fast.to_sympy(t)
         sides = [fast.to_sympy(x) for x in parts[::2]]
         make = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge, "\\neq": sympy.Ne}
         rels = [make[op](a, b, evaluate=False) for a, op, b in zip(sides, parts[1::2], sides[1:])]
-        return rels[0] if len(rels) == 1 else sympy.And(*rels, evaluate=False)
+        if len(rels) == 1:
+            return rels[0]
+        return OrderedAnd(*rels)  # keeps the written order, which math-verify reads
 
     def undefined(e) -> bool:
         if not isinstance(e, sympy.Expr):
