@@ -316,3 +316,16 @@ def test_a_sample_depends_on_seed_problem_and_k_only(tmp_path, tiny):
     # Same prompt, other problem: other seeds, so not the same three draws.
     assert [together[f"p002:{k}"] for k in range(3)] != [together[f"p001:{k}"] for k in range(3)]
     assert sample_seed(0, "p001", 0) != sample_seed(0, "p002", 0) != sample_seed(0, "p001", 1)
+
+
+def test_prompts_asking_for_think_with_no_reasoning_in_any_sample_warn(tiny, caplog):
+    config = _config(tiny)
+    stats = {"samples": 4, "errors": 0, "with_reasoning": 0, "think_expected": 4}
+    with caplog.at_level("WARNING"):
+        assert finish_stats(stats, config)["reasoning_share"] == 0.0
+    assert "skips special tokens" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        finish_stats({**stats, "with_reasoning": 1}, config)
+        finish_stats({**stats, "think_expected": 0}, config)  # the prompt never asked for think tags
+    assert "skips special tokens" not in caplog.text
