@@ -135,7 +135,8 @@ def _cpu() -> float:
 
 
 def run_datagen(pairs: list[dict]) -> list[bool]:
-    verdicts = verify_math_batch([p["completion"] for p in pairs], [p["gold"] for p in pairs], timeout_s=5.0)
+    verdicts = verify_math_batch([p["completion"] for p in pairs], [p["gold"] for p in pairs], timeout_s=5.0,
+                                 workers=1)  # one worker: CPU per pair, not wall time, is compared
     run_datagen.last = verdicts  # type: ignore[attr-defined]
     return [v["outcome"] == "correct" for v in verdicts]
 

@@ -272,3 +272,39 @@ def test_the_word_answer_alone_is_not_a_final_answer_phrase():
 def test_membership_and_the_real_line_are_intervals():
     assert outcome("x \\in [1, 2]", "[1,2]") == "correct"
     assert outcome("\\mathbb{R}", "(-\\infty, \\infty)") == "correct"
+
+
+# ----------------------------------------------------------------- `datagen verify --workers` runs math in parallel
+
+
+def test_cli_workers_2_runs_two_symbolic_workers_side_by_side(tmp_path):
+    """Two answers that hang sympy, through the real command line: each runs in
+    its own worker process (both are killed at the 5 s limit, side by side)."""
+    import time
+
+    from datagen.cli.main import main
+    from datagen.files import read_records, write_records
+    from datagen.verify import _math_worker
+
+    def tower(k: int) -> str:  # k^{k^{k^{k^{k^{k}}}}}: sympy computes it for ever
+        text = str(k)
+        for _ in range(5):
+            text = f"{k}^{{{text}}}"
+        return text
+
+    rows = [{"problem_id": f"p{k}", "sample_id": f"p{k}:0", "source": "t", "domain": "math", "language": "en",
+             "prompt": "q", "answer": "2", "completion": done("$\\boxed{" + tower(k) + "}$")} for k in (2, 3)]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_records(src, rows)
+    _math_worker.shared_pool(2)  # the pool `--workers 2` uses ...
+    for w in _math_worker.shared_pool(2).workers:  # ... started before the clock runs (imports are not job time)
+        w.judge(["1"], ["\\sec^2(0)"], 30.0)
+    restarts = [w.restarts for w in _math_worker.shared_pool(2).workers]
+    start = time.monotonic()
+    assert main(["verify", str(src), "--verifier", "math", "--output", str(out), "--workers", "2", "--no-progress"]) == 0
+    elapsed = time.monotonic() - start
+    got = read_records(out)
+    assert [r["verdicts"]["math"]["outcome"] for r in got] == ["timeout", "timeout"]
+    # each of the two workers ran (and lost) one hanging job, at the same time
+    assert [w.restarts - r for w, r in zip(_math_worker.shared_pool(2).workers, restarts)] == [1, 1]
+    assert elapsed < 2 * 5.0

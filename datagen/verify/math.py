@@ -32,6 +32,7 @@ of time) / ``error`` (no gold answer, or the verifier itself failed).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -1251,8 +1252,8 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
                       think_prefilled: bool = False, workers: int | None = None) -> list[dict]:
     """Verdicts for many pairs: the cheap path in this process, only the
     undecided leftovers go to symbolic worker processes (``workers`` of
-    them, default 1, judging in parallel; each job has its own ``timeout_s``,
-    which covers its whole judging there).
+    them, default one per CPU, judging in parallel; each job has its own
+    ``timeout_s``, which covers its whole judging there).
 
     One sample never stops the batch: any failure judging it is that
     sample's ``error`` (or ``timeout``), counted in its verdict.
@@ -1275,7 +1276,10 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
     if pending:
         from datagen.verify._math_worker import shared_pool
 
-        pool = shared_pool(max(1, int(workers or 1)))
+        # default: one worker per CPU (as `datagen verify --workers`), never more
+        # than there are jobs; a worker's process starts only when it gets one
+        n = int(workers) if workers else min(os.cpu_count() or 1, 8)
+        pool = shared_pool(max(1, min(n, len(pending))) if not workers else max(1, n))
         results = pool.judge_many([(job.golds, job.answers) for _, job in pending], timeout_s)
         for (i, job), (status, result, detail) in zip(pending, results):
             if status == "ok":
