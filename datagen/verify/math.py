@@ -1,28 +1,60 @@
 """Math answer verifier: is the final answer of a completion the gold answer?
 
-Contract (issue 3, section 1):
+Contract (issue 3, hardened in issue 11 against reward hacking):
 
-- The final answer comes only from the text after ``</think>``
-  (``datagen.records.split_completion``); an unclosed think block has no
-  final answer -> ``unparseable``. In that summary: every ``\\boxed{}``
-  (``\\fbox{}``), else the last "final answer is …" / "answer: …" form,
-  else a clearly stated final answer (a one-line summary, or a closing
-  "therefore/thus/so … is X" sentence).
-- Both sides are normalized (``_normalize``): ``\\dfrac``/``\\tfrac``,
-  ``\\left``/``\\right``, LaTeX spacing, ``\\text`` and units, degrees,
-  percent, thousands separators, ``\\pm``, mixed numbers, repeating
-  decimals, scientific notation, the empty set.
-- Then parsed into a small structure: scalar, text, tuple/interval (ordered,
-  brackets kept), set (unordered), matrix (element-wise), equation. ``x = 3``
-  is the scalar ``3``; several answers (commas, "or", several boxes) are a
-  set, so two different final answers or a hedge ("3 or 4") only match a
-  gold that has both.
-- Scalars compare on a cheap path first (``_math_fast``: exact rationals,
-  floats with a relative tolerance ``REL_TOL``, polynomial identities by
-  evaluation at fixed points). Only pairs it cannot decide go to the
-  symbolic worker (latex2sympy2_extended + sympy, in a separate process that
-  is killed past ``timeout_s``: the verdict is then ``timeout``, never a
-  hang).
+Where the answer comes from
+- Only the text after the reasoning (``datagen.records.split_completion``);
+  an unclosed think block has no final answer -> ``unparseable``. In that
+  summary a further ``<think>…</think>`` block is reasoning too, text after a
+  chat-template token (``<|im_start|>``…) is not the answer, and Minerva's
+  sign-off "I hope it is correct." is dropped.
+- Evidence, in order: every outermost ``\\boxed{}``/``\\fbox{}`` (a box
+  inside a box is part of it); a "final answer is …"/"answer: …" phrase
+  stated after the last box wins ("Final Answer: The final answer is 7.78.");
+  else the last concluding sentence: its last math span (several listed
+  spans are several answers), bold text, the value after "is", or its only
+  number ("The distance is $\\sqrt{5}$.", "**17**", "there are 12 ways").
+- A negated value ("not $\\boxed{4}$", "isn't 4", "rather than 4") is not an
+  answer; a hedging sentence ("$\\boxed{4}$ (though $5$ is also possible)")
+  adds its other values as answers.
+- Extraction is linear in the text: one brace-matching pass, no rescans.
+
+How it compares
+- Several distinct answers (boxes, "or", ``\\lor``, ``|``, commas, ``\\pm``)
+  are a set: ``incorrect`` unless the gold is a set or list with exactly
+  those elements. A gold made of several boxes is such a list.
+- A relation (``\\ne 4``, ``\\geq 4``, ``\\to 4``, ``x > 3``) never equals a
+  number. A relation gold accepts the same relation in any form (``5 \\geq
+  x`` for ``x \\leq 5``, ``-x > -1``) or its solution set (``(-3, 3)`` for
+  ``|x| < 3``); an interval gold wants an interval (as math-verify).
+- A labelled gold (``(p,q)=(3,2)``, ``|AB|=1``, ``V_1:V_2=11:21``) is its
+  value; an equation equals the same equation scaled or solved for a
+  variable (constant ratio of lhs - rhs).
+- Numbers: integers and rationals compare exactly whatever their spelling
+  (``1000001.0`` is not ``1000000``; a decimal literal is an exact rational).
+  The only tolerance: against a gold that is a non-integer decimal literal
+  (``7.78``), an answer within ``REL_TOL`` (1e-6) relative is accepted. An
+  irrational gold (``\\pi``, ``\\sqrt 2``) needs an exactly equal answer
+  (``355/113`` and ``3.1416`` are not ``\\pi``).
+- Undefined or non-finite values (``1/0``, ``0/0``, ``\\log 0``, ``\\infty -
+  \\infty``, overflow) never equal a finite gold; only an identical undefined
+  gold (``\\infty`` = ``\\infty``).
+- Expressions are equal only when proved: exact rational arithmetic at
+  several random rational points (rational functions, here), else in the
+  symbolic worker ``simplify``-free checks with sympy: exact values at random
+  rational points, constants to 60 digits. Never one floating point.
+
+Where it runs
+- The cheap path (``_math_fast``: exact Fractions) decides most pairs in
+  this process. Undecided pairs go to symbolic worker processes
+  (``_math_worker``: our hand parser to sympy, then latex2sympy2_extended,
+  then math-verify's parser; math-verify's structural comparison with our
+  exact leaves), killed past ``timeout_s`` -> ``timeout``. ``workers`` of
+  them run side by side (``datagen verify --workers``). The in-process part
+  is linear in the text and bounded (answers over ``MAX_FAST_CHARS`` go to
+  a worker), so ``timeout_s`` bounds each sample's judging.
+- Any exception judging one sample is that sample's ``error`` (or
+  ``unparseable`` for a completion that is not text); the batch goes on.
 
 Outcomes (``datagen.records.verdict``): ``correct`` / ``incorrect`` /
 ``unparseable`` (no final answer) / ``timeout`` (symbolic comparison ran out
@@ -44,9 +76,9 @@ from datagen.verify import _math_fast as fast
 
 log = logging.getLogger(__name__)
 
-#: Relative tolerance for comparisons that involve a float (a decimal literal,
-#: a root, pi …). Two rationals are compared exactly.
-REL_TOL = 1e-6
+#: The only tolerance: an answer against a gold that is a non-integer decimal
+#: literal may differ by this much, relative (``_math_fast.DECIMAL_REL_TOL``).
+REL_TOL = fast.DECIMAL_REL_TOL
 
 #: Answers longer than this skip the in-process path (it has no time limit).
 MAX_FAST_CHARS = 1000
@@ -1178,7 +1210,11 @@ def _prepare(completion, answer, think_prefilled: bool):
     Everything here is linear in the text (extraction is one pass; answers
     longer than ``MAX_FAST_CHARS`` skip the in-process parser).
     """
-    answer, completion = _as_text(answer), _as_text(completion)
+    answer = _as_text(answer)  # a gold that is not text is the verifier's input error: `error`
+    try:
+        completion = _as_text(completion)
+    except TypeError as exc:
+        return verdict("unparseable", detail=f"completion is not text: {exc}")
     if answer is None or not answer.strip():
         return verdict("error", None, "no gold answer")
     split = split_completion(completion, think_prefilled=think_prefilled)
