@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.config import how, where
+from trainers.reward_model import RewardModelConfig
 
 
 class _Config(BaseModel):
@@ -74,6 +75,12 @@ class GRPOConfig(_TrainCommon):
         default_factory=lambda: {"accuracy": 1.0},
         description="reward function name -> weight; names resolve in reward_fns or trainers.rewards.REWARDS",
     )
+    reward_models: dict[str, RewardModelConfig] = Field(
+        default_factory=dict, description="name -> a sequence-classification reward model (trainers/reward_model.py); "
+        "the name is then usable in rewards and rewards_by_domain")
+    rewards_by_domain: dict[str, dict[str, float]] | None = Field(
+        None, description="domain -> {reward name: weight}: each row is rewarded by its domain's rewards (R1: rules "
+        "for math/code, reward models for general); used through rewards: {by_domain: 1.0}")
     learning_rate: float = Field(1e-6, gt=0)
     max_steps: int = Field(100, ge=1)
     prompts_per_step: int = Field(8, ge=1)
@@ -108,6 +115,10 @@ class GRPOConfig(_TrainCommon):
             )
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward function, e.g. {accuracy: 1.0}")
+        if self.rewards_by_domain is not None and "by_domain" not in self.rewards:
+            raise ValueError("rewards_by_domain is set but rewards does not use it: set rewards: {by_domain: 1.0}")
+        if self.rewards_by_domain is None and "by_domain" in self.rewards:
+            raise ValueError("rewards names by_domain but rewards_by_domain is not set: give domain -> {reward: weight}")
         return self
 
     @property

@@ -262,7 +262,7 @@ def train_grpo(
     cfg = config
     torch.manual_seed(cfg.seed)
     rows = load_prompts(cfg, prompts)
-    run = _build(cfg, *load_model_and_tokenizer(cfg, model, tokenizer), resolve_rewards(cfg.rewards, reward_fns))
+    run = _build(cfg, *load_model_and_tokenizer(cfg, model, tokenizer), resolve_rewards(cfg.rewards, reward_fns, config=cfg))
     accelerator, out_dir = run.accelerator, Path(cfg.output_dir)
     step, consumed = 0, 0
     ckpt = latest_checkpoint(out_dir) if cfg.resume else None

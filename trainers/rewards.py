@@ -24,11 +24,17 @@ REWARDS: dict[str, RewardFn] = {
 
 
 def resolve_rewards(weights: Mapping[str, float], reward_fns: Mapping[str, RewardFn] | None = None,
-                    ) -> dict[str, RewardFn]:
-    """Name -> function for every name in ``weights``: ``reward_fns`` first, then ``REWARDS``.
+                    *, config: Any = None) -> dict[str, RewardFn]:
+    """Name -> function for every name in ``weights``: ``reward_fns`` first, then the rewards
+    ``config`` (a ``GRPOConfig``) defines — its ``reward_models`` and ``by_domain``
+    (``trainers.reward_model.configured_rewards``) — then ``REWARDS``.
 
     Raises ``ValueError`` naming the unknown names and the known ones."""
     table: dict[str, Any] = {**REWARDS, **(reward_fns or {})}
+    if config is not None:
+        from trainers.reward_model import configured_rewards
+
+        table = {**REWARDS, **configured_rewards(config, table), **(reward_fns or {})}
     missing = [name for name in weights if name not in table]
     if missing:
         raise ValueError(f"unknown reward function(s) {missing}; choose from {sorted(table)} "
