@@ -1170,14 +1170,14 @@ class _Pending:
     gold: str
 
 
-def _as_text(value) -> str | None:
-    """A completion or gold as text: bytes are decoded (bad UTF-8 replaced),
-    numbers spelled out; anything else is not text (None)."""
+def _as_text(value, numbers: bool = True) -> str | None:
+    """A completion or gold as text: bytes are decoded (bad UTF-8 replaced), a
+    numeric gold spelled out; anything else raises ``TypeError``."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value) if isinstance(value, float) else str(value)
     raise TypeError(f"expected text, got {type(value).__name__}")
 
@@ -1212,7 +1212,7 @@ def _prepare(completion, answer, think_prefilled: bool):
     """
     answer = _as_text(answer)  # a gold that is not text is the verifier's input error: `error`
     try:
-        completion = _as_text(completion)
+        completion = _as_text(completion, numbers=False)
     except TypeError as exc:
         return verdict("unparseable", detail=f"completion is not text: {exc}")
     if answer is None or not answer.strip():
