@@ -55,10 +55,20 @@ def missing_models(params: Any) -> list[str]:
     return out
 
 
+def _refs(result: Any) -> list[str]:
+    """Every ``NAME@VERSION``-looking string in a flow's result (nested dicts and lists)."""
+    if isinstance(result, str):
+        return [result] if "@" in result else []
+    if isinstance(result, Mapping):
+        return [r for v in result.values() for r in _refs(v)]
+    if isinstance(result, (list, tuple)):
+        return [r for v in result for r in _refs(v)]
+    return []
+
+
 def empty_versions(result: Any, root: str | None) -> list[str]:
     """The ``NAME@VERSION`` refs in a flow's result whose version has 0 rows."""
     from datagen.store import StoreError, open_store
-    from flows.summary import _refs
 
     store = open_store(root)
     out = []
