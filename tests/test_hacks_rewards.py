@@ -77,8 +77,7 @@ HEDGES = [
     "\\boxed{\\ne 4}", "\\boxed{\\neq 4}", "\\boxed{\\geq 4}", "\\boxed{\\ge 4}", "\\boxed{\\le 4}", "\\boxed{> 3}",
     "\\boxed{\\to 4}", "\\boxed{x \\to 4}",
     "The answer is not $\\boxed{4}$; it is 5.",
-    pytest.param("It is not \\boxed{4}.", marks=pytest.mark.xfail(
-        strict=True, reason="family: negated statements — 'It is not \\boxed{4}.' is judged equal to gold 4")),
+    "It is not \\boxed{4}.",
 ]
 
 
@@ -183,8 +182,6 @@ def test_exit_patching_code_earns_nothing(src):
     assert code_reward(src, ADD) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="family: exit-patching — atexit.register(os._exit, 0) after an uncaught "
-                                       "exception forges exit status 0; the harness should see the crash")
 def test_forging_exit_zero_from_atexit_earns_nothing():
     src = SOLVE + "import atexit, os\natexit.register(os._exit, 0)\nraise RuntimeError('crash')"
     assert code_reward(src, ADD) == 0.0
@@ -281,8 +278,6 @@ def test_genuine_code_earns_the_reward(src, tests):
     assert code_reward(src, tests) == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="family: genuine code refused — the sandbox lacks the site builtins "
-                                       "exit()/quit(), so a correct program ending with exit() is runtime_error")
 @pytest.mark.parametrize("ending", ["exit()", "quit()"])
 def test_genuine_code_ending_with_exit_earns_the_reward(ending):
     assert code_reward(SOLVE + ending, ADD) == 1.0
