@@ -308,3 +308,34 @@ def test_cli_workers_2_runs_two_symbolic_workers_side_by_side(tmp_path):
     # each of the two workers ran (and lost) one hanging job, at the same time
     assert [w.restarts - r for w, r in zip(_math_worker.shared_pool(2).workers, restarts)] == [1, 1]
     assert elapsed < 2 * 5.0
+
+
+# ----------------------------------------------------------------- issue 11: equivalences that were missed
+
+
+@pytest.mark.parametrize(
+    "completion, gold",
+    [
+        (done("$\\frac{70}{9} \\approx 7.78$\n\nFinal Answer: The final answer is 7.78. I hope it is correct."), "7.78"),
+        (done("The answer is $\\boxed{(3, 2)}$."), "(p,q)=(3,2)"),
+        (done("The answer is $\\boxed{1}$."), "|AB|=1"),
+        (done("The answer is $\\boxed{11:21}$."), "V_1:V_2=11:21"),
+        (done("The answer is $\\boxed{1, 2}$."), "\\boxed{1} and \\boxed{2}"),
+        (done("$\\boxed{1}$ and $\\boxed{2}$"), "\\boxed{1}\\boxed{2}"),
+        (done("$\\boxed{\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}}$"),
+         "\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]"),
+        (done("The answer is $\\boxed{32,\\! 349}$."), "32349"),
+        (done("The answer is $\\boxed{3ba^2}$."), "3a^2b"),
+        (done("The answer is $\\boxed{(-3, 3)}$."), "|x|<3"),
+        (done("The answer is $\\boxed{5 \\geq x}$."), "x \\leq 5"),
+        (done("The answer is $\\boxed{x \\lt 3}$."), "x < 3"),
+        (done("The answer is $\\boxed{4x + 8y = 6}$."), "2x+4y-3=0"),
+        (done("The answer is $\\boxed{y=-\\frac{1}{2}x+\\frac{3}{4}}$."), "2x+4y-3=0"),
+        (done("The distance is $\\sqrt{5}$."), "\\sqrt{5}"),
+        (done("So the number of ways is **17**."), "17"),
+        (done("**17**"), "17"),
+    ],
+)
+def test_issue_11_equivalences_are_accepted(completion, gold):
+    v = verify_math(completion, gold)
+    assert v["outcome"] == "correct", v

@@ -757,6 +757,8 @@ def _parse_norm(t: str, flags: dict) -> Node:
         value = _parse_norm(sides[-1], flags)
         if len(sides) == 2 and (_SIMPLE_LHS.match(sides[0]) or _is_label(sides[0])):
             return Assign(sides[0], value)
+        if len(sides) == 2 and fast.is_number(sides[0]) is not None and not _contradicts(sides[:1], sides[1]):
+            return Assign(sides[0], value)  # 3 + 1 = 4: a computation ending in its value
         if len(sides) > 2 and not _contradicts(sides[:-1], sides[-1]):
             return Assign(sides[0], value)  # a chain a = b = 7: the value is the last side
         return Equation(sides[0], sides[-1])
@@ -774,6 +776,8 @@ def _parse_norm(t: str, flags: dict) -> Node:
             pass
     if not re.search(r"[0-9A-Za-z]", t) or re.search(r"\\(?:boxed|fbox)(?![a-zA-Z])", t):
         return Text(t)  # punctuation only (`\(`), or a box inside a box with more beside it: no value
+    if re.search(r"\\[lc]?dots(?![a-zA-Z])|\.\.\.", t):
+        return Text(" ".join(t.split()))  # `4\ldots`: an open-ended list is not a value
     if re.search(r"(?<![\w^_.])\d+(?:\.\d+)?\s+\d", t):
         return Text(t)  # `3 4`: two numbers side by side are no number
     return _scalar(t, flags)
