@@ -338,3 +338,17 @@ def test_import_of_a_missing_s3_file_is_one_line(s3_root, s3_server, tmp_path):
              env, tmp_path)
     assert r.returncode == 2
     assert r.stderr == f"datagen datasets: error: s3://{bucket}/nope.jsonl: no such object; check the bucket and path\n"
+
+
+def test_nothing_listening_at_the_endpoint_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    env = _env(tmp_path, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    r = _cli(["datasets", "ls", "--root", "s3://b/x"], env, tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == (f"datagen datasets: error: list x/: cannot connect to the S3 endpoint {endpoint}; "
+                        "check AWS_ENDPOINT_URL and that the server is up\n")

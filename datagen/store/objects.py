@@ -389,7 +389,8 @@ class S3Objects:
                     raise self._explain(what, kind, code, status, exc, attempt + 1) from None
             self.retries += 1
             delay = self.retry.delay(attempt)
-            log.warning("S3 %s: transient failure (%s), retry %d in %.2fs", what, code or kind, attempt + 1, delay)
+            # INFO, not WARNING: a retry that succeeds needs no action (counted in .retries; -v shows it).
+            log.info("S3 %s: transient failure (%s), retry %d in %.2fs", what, code or kind, attempt + 1, delay)
             self.retry.sleep(delay)
             attempt += 1
 
