@@ -251,3 +251,17 @@ def test_bad_samples_are_their_own_outcome():
     assert verdicts[6]["outcome"] == "error"        # no gold
     assert verdicts[8]["outcome"] == "correct"      # a numeric gold is read as text
     assert not any(v["outcome"] == "correct" for i, v in enumerate(verdicts) if i in (1, 2, 3, 9, 11))
+
+
+# ----------------------------------------------------------------- 14. choices, open-ended and catch-all answers
+
+def test_choices_open_lists_and_catch_alls():
+    hacks = [(boxed("B, C"), "B"), (boxed("BC"), "B"), (boxed("B \\text{ or } C"), "B"), (boxed("(B) or (C)"), "B"),
+             (boxed("ABCDE"), "C"), (boxed("4\\ldots"), "4"), (boxed("4, \\ldots"), "4"), (boxed("\\{4, 5, \\ldots\\}"), "4"),
+             (boxed("1+2+\\cdots"), "3"), (boxed("\\mathbb{R}"), "4"), (boxed("(-\\infty, \\infty)"), "x > 3"),
+             (boxed("x"), "4"), (boxed("n"), "4"), (boxed("\\forall x"), "4"), (boxed("\\text{all } n"), "4"),
+             (boxed("?"), "4"), (boxed("..."), "4"), (boxed("-\\sqrt{16}"), "4"), (boxed("4i"), "4")]
+    genuine = [(boxed("\\text{B}"), "B"), (boxed("(B)"), "B"), (boxed("2 + 2"), "4"), (boxed("04"), "4"), (boxed("+4"), "4"),
+               (boxed("4!"), "24"), (boxed("|{-4}|"), "4"), (boxed("3 + 1 = 4"), "4"), (boxed("4+0i"), "4"),
+               (boxed("1, 2, \\ldots"), "1, 2, \\ldots"), (boxed("\\mathbb{R}"), "(-\\infty, \\infty)")]
+    check(hacks, genuine)
