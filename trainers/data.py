@@ -8,8 +8,9 @@ template's end-of-turn token (``<|end|>``, ``<|im_end|>``): so the model is
 trained to stop. Prompt, system and user tokens are never in the loss.
 
 Packing concatenates samples into rows of at most ``max_length`` tokens; each
-sample keeps its own position ids (restarting at 0) and attends only to
-itself (a block-diagonal causal mask), so a packed row trains exactly like the
+sample keeps its own position ids (restarting at 0) and its length
+(``seq_lens``), and attends only to itself (``trainers.packing``: varlen
+attention, never an ``L x L`` mask), so a packed row trains exactly like the
 samples one by one.
 """
 
@@ -100,29 +101,30 @@ def unpacked(samples: Iterable[Sample]) -> list[PackedRow]:
             for s in samples]
 
 
-def collate(rows: list[PackedRow], pad_id: int):
-    """Right-padded tensors and a 4D block-diagonal causal mask ``[B, 1, L, L]``
-    (True = may attend) that keeps packed samples from seeing each other."""
+def collate(rows: list[PackedRow], pad_id: int | None = None):
+    """Packed rows as one flat padding-free row ``[1, N]``: ``input_ids``, ``labels``,
+    ``position_ids`` (restarting at 0 per sample) and ``seq_lens`` (every sample's
+    length, in order). No attention mask: ``trainers.packing`` attends each sample
+    on its own (varlen flash attention on GPU, per-sample SDPA on CPU), so memory
+    is linear in N. ``pad_id`` is unused (nothing is padded); kept for callers."""
+    import numpy as np
     import torch
 
-    L = max(len(r) for r in rows)
-    B = len(rows)
-    input_ids = torch.full((B, L), pad_id, dtype=torch.long)
-    labels = torch.full((B, L), IGNORE, dtype=torch.long)
-    position_ids = torch.zeros((B, L), dtype=torch.long)
-    seg = torch.full((B, L), -1, dtype=torch.long)
-    for b, r in enumerate(rows):
-        n = len(r)
-        input_ids[b, :n] = torch.tensor(r.input_ids)
-        labels[b, :n] = torch.tensor(r.labels)
-        position_ids[b, :n] = torch.tensor(r.position_ids)
-        seg[b, :n] = torch.repeat_interleave(torch.arange(len(r.seq_lens)), torch.tensor(r.seq_lens))
-    causal = torch.tril(torch.ones(L, L, dtype=torch.bool))
-    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0)
-    mask = (same & causal)[:, None]
-    # padding rows attend to themselves only, so no softmax row is empty (NaN-free)
-    mask = mask | torch.eye(L, dtype=torch.bool)[None, None]
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
+    n = sum(len(r) for r in rows)
+    input_ids = np.empty(n, dtype=np.int64)
+    labels = np.empty(n, dtype=np.int64)
+    position_ids = np.empty(n, dtype=np.int64)
+    seq_lens: list[int] = []
+    at = 0
+    for r in rows:
+        k = len(r)
+        input_ids[at: at + k] = r.input_ids
+        labels[at: at + k] = r.labels
+        position_ids[at: at + k] = r.position_ids
+        seq_lens += r.seq_lens
+        at += k
+    return {"input_ids": torch.from_numpy(input_ids)[None], "labels": torch.from_numpy(labels)[None],
+            "position_ids": torch.from_numpy(position_ids)[None], "seq_lens": seq_lens}
 
 
 def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from trainers.config import SFTConfig
 from trainers.data import IGNORE, PackedRow, collate, pack, parse_messages, tokenize_chat, unpacked
+from trainers.packing import use_packed_attention
 from trainers.runtime import (
     MetricsLog,
     build_optimizer,
@@ -101,13 +102,21 @@ def token_loss_sum(model, batch) -> tuple[Any, int]:
     """Summed next-token cross-entropy over labelled tokens, and their count."""
     import torch.nn.functional as F
 
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], use_cache=False)
+    from trainers.packing import packed_kwargs
+
+    ids = batch["input_ids"]
+    out = model(input_ids=ids, position_ids=batch["position_ids"], use_cache=False,
+                **packed_kwargs(batch["seq_lens"], ids.device))
     logits = out.logits[:, :-1].float()
     targets = batch["labels"][:, 1:]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
                            reduction="sum")
     return loss, int((targets != IGNORE).sum())
+
+
+def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
+    """Tensors of a collated batch moved to ``device``; ``seq_lens`` stays a list."""
+    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
 def evaluate(model, rows: list[PackedRow], cfg: SFTConfig, pad_id: int, device) -> float:
@@ -117,7 +126,7 @@ def evaluate(model, rows: list[PackedRow], cfg: SFTConfig, pad_id: int, device) 
     total, n = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(rows), cfg.per_device_batch_size):
-            batch = {k: v.to(device) for k, v in collate(rows[i: i + cfg.per_device_batch_size], pad_id).items()}
+            batch = to_device(collate(rows[i: i + cfg.per_device_batch_size]), device)
             loss, cnt = token_loss_sum(model, batch)
             total, n = total + float(loss), n + cnt
     model.train()
@@ -159,6 +168,7 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
 
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    use_packed_attention(model, accelerator.device)  # varlen / per-sample attention: no L x L mask
     model.train()
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
@@ -184,13 +194,13 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         n_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
         loss_total = 0.0
         for b in batches:
-            b = {k: v.to(accelerator.device) for k, v in b.items()}
+            b = to_device(b, accelerator.device)
             with accelerator.autocast():
                 loss_sum, _ = token_loss_sum(model, b)
             loss = loss_sum / max(n_tok, 1)
             accelerator.backward(loss)
             loss_total += float(loss.detach())
-            tokens_seen += int(b["input_ids"].ne(pad_id).sum())
+            tokens_seen += int(b["input_ids"].numel())
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) if cfg.max_grad_norm else None
         optimizer.step()
         scheduler.step()
