@@ -4,12 +4,11 @@ self-cognition rule, each row judged by the verifiers configured for its task; o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
+from datagen.cli.main import main
 from datagen.records import decode_verdicts
 from datagen.store import Store
 from datagen.tinymodel import save_tiny
@@ -44,6 +43,7 @@ def judge_model(tmp_path_factory):
     return str(save_tiny(tmp_path_factory.mktemp("judge") / "model"))
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_datagen_run_verify_with_a_judge_config(tmp_path, judge_model):
     root = tmp_path / "store"
     w = Store(str(root)).writer("generations", stage="test")
@@ -59,9 +59,7 @@ def test_datagen_run_verify_with_a_judge_config(tmp_path, judge_model):
     }
     cfg = tmp_path / "verify.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "datagen", "run", "verify", "--config", str(cfg)],
-                          check=False, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert main(["run", "verify", "--config", str(cfg)]) == 0
     store = Store(str(root))
     manifest = store.resolve("verified@latest")
     stats = manifest.stats.get("verify", manifest.stats)
