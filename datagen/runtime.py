@@ -165,6 +165,12 @@ def cleanup() -> None:
         h = _filtered.pop()
         for f in [f for f in h.filters if isinstance(f, _NoTraceback)]:
             h.removeFilter(f)
+    wakeup = _saved.pop("wakeup", None)
+    if wakeup is not None and threading.current_thread() is threading.main_thread():
+        old_fd, r, w = wakeup  # type: ignore[misc]
+        signal.set_wakeup_fd(old_fd)
+        os.close(w)
+        os.close(r)  # the watcher's read fails and it ends
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = _saved.pop(f"signal{int(signum)}", None)
         if handler is not None and threading.current_thread() is threading.main_thread():
@@ -180,15 +186,47 @@ def _force_exit(code: int) -> None:
     os._exit(code)
 
 
-def _on_signal(signum, frame) -> None:
+_armed = threading.Event()  # the forced exit is scheduled
+_main_saw_signal = False
+
+
+def _arm(code: int) -> None:
+    """Schedule the forced exit (once), whatever the main thread is doing."""
     global _exit_code
-    first = _exit_code is None
-    _exit_code = 128 + signum
-    if not first:  # a second Ctrl-C: no more grace
-        cleanup()
-        os._exit(_exit_code)
+    with _lock:
+        if _exit_code is None:
+            _exit_code = code
+        if _armed.is_set():
+            return
+        _armed.set()
     threading.Thread(target=_force_exit, args=(_exit_code,), daemon=True).start()
+
+
+def _on_signal(signum, frame) -> None:
+    """Main-thread handler: the graceful path (``KeyboardInterrupt``); a second signal exits at once."""
+    global _main_saw_signal
+    if _main_saw_signal:  # a second Ctrl-C: no more grace
+        cleanup()
+        os._exit(_exit_code or 128 + signum)
+    _main_saw_signal = True
+    _arm(128 + signum)
     raise KeyboardInterrupt
+
+
+def _watch(fd: int) -> None:
+    """The signal wakeup pipe's reader: Python runs handlers only in the main thread, between
+    bytecodes, so a main thread stuck in a long C call (a model's generate) would never see
+    the signal; this thread arms the forced exit anyway."""
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                _arm(128 + signum)
 
 
 def exit_code(default: int) -> int:
@@ -205,6 +243,11 @@ def start() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             _saved.setdefault(f"signal{int(signum)}", signal.getsignal(signum))
             signal.signal(signum, _on_signal)
+        if "wakeup" not in _saved:
+            r, w = os.pipe()
+            os.set_blocking(w, False)
+            _saved["wakeup"] = (signal.set_wakeup_fd(w, warn_on_full_buffer=False), r, w)
+            threading.Thread(target=_watch, args=(r,), name="datagen-signal-watch", daemon=True).start()
 
 
 def finish(code: int) -> None:
