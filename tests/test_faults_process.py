@@ -202,3 +202,18 @@ def test_a_normal_run_is_quiet_and_leaves_nothing_behind(tmp_path):
     assert "Traceback" not in proc.stderr and "telemetry" not in proc.stderr.lower()
     assert _run_folders(tmp_path) == []
     assert not [c for c in _children(os.getpid()) if "uvicorn" in _cmdline(c)]
+
+
+def test_a_signal_stops_a_command_whose_main_thread_is_stuck_in_c(tmp_path):
+    # pbkdf2 with 10^9 rounds: minutes inside one C call that releases the GIL (as a model's
+    # generate does); Python's own handler could only run after it returns.
+    code = ("from datagen import runtime; runtime.start(); print('ready', flush=True); import hashlib; "
+            "hashlib.pbkdf2_hmac('sha256', b'x', b'y', 10**9)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert time.monotonic() - t0 < 5
+    assert _run_folders(tmp_path) == []
