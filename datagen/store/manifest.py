@@ -60,6 +60,7 @@ def code_revision() -> str:
             capture_output=True,
             text=True,
             timeout=5,
+            check=False,  # a failing status means "unknown", not dirty
         ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
