@@ -91,6 +91,9 @@ class GRPOConfig(_TrainCommon):
     epsilon_high: float | None = Field(None, gt=0, description="DAPO clip-higher; None = epsilon")
     beta: float = Field(0.0, ge=0, description="KL weight; 0 loads no reference model")
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the group's reward std, the global batch's, or not at all "
+        "(Dr. GRPO: none)")
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)

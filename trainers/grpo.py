@@ -40,6 +40,7 @@ from typing import Any
 
 from trainers.config import GRPOConfig
 from trainers.data import chat_prompt
+from trainers.distributed import all_gather_cat, all_ranks, all_reduce_mean, all_reduce_sum, rank, world_size
 from trainers.rewards import RewardFn, resolve_rewards
 from trainers.runtime import (
     MetricsLog,
@@ -169,7 +170,9 @@ class HFSampler:
                 nxt = torch.where(finished, torch.full_like(nxt, tok.pad_token_id), nxt)
                 steps.append(nxt)
                 finished |= nxt == tok.eos_token_id
-                if finished.all() or t + 1 == self.cfg.max_new_tokens:
+                # every rank decodes until all ranks are done: under FSDP each forward
+                # is a collective, so one rank stopping early would hang the others
+                if t + 1 == self.cfg.max_new_tokens or all_ranks(bool(finished.all())):
                     break
                 attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
                 out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=attn.sum(-1, keepdim=True) - 1,
@@ -355,13 +358,12 @@ class Rollout:
     rewards: Any  # float tensor, NaN where a reward could not judge
     advantages: Any
     seconds: float
+    global_rewards: Any = None  # every rank's rewards (rank order): what metrics and scale_rewards=batch read
 
 
 def rollout(run: _Run, batch: list[dict[str, Any]], step: int) -> Rollout:
     """Sample G completions per prompt of ``batch`` from the current policy and score them."""
     import torch
-
-    from trainers.losses import group_advantages
 
     cfg, tokenizer, t0 = run.cfg, run.tokenizer, time.perf_counter()
     texts = [chat_prompt(tokenizer, r["prompt"], cfg.system_prompt) for r in batch]
@@ -384,12 +386,38 @@ def rollout(run: _Run, batch: list[dict[str, Any]], step: int) -> Rollout:
     rewards = torch.tensor([float("nan") if t is None else t for t in totals])
     if cfg.shuffle_rewards:
         rewards = rewards[torch.randperm(len(rewards), generator=torch.Generator().manual_seed(cfg.seed + step))]
-    advantages = group_advantages(rewards, G).to(run.accelerator.device)
-    return Rollout(prompt_ids, prompt_attn, comp_ids, comp_mask, lengths, totals, parts, rewards, advantages, seconds)
+    # advantages from the global batch (every rank's rewards, in rank order), so that
+    # scale_rewards=batch divides by the same std on any number of ranks; keep our slice
+    global_rewards, adv = global_advantages(rewards, G, cfg.scale_rewards)
+    return Rollout(prompt_ids, prompt_attn, comp_ids, comp_mask, lengths, totals, parts, rewards,
+                   adv.to(run.accelerator.device), seconds, global_rewards)
+
+
+def global_advantages(rewards, group_size: int, scale: str):
+    """(every rank's rewards in rank order, this rank's advantages): advantages are
+    computed on the global batch, so ``scale_rewards=batch`` uses the same std on
+    any number of ranks."""
+    from trainers.losses import advantages as compute_advantages
+
+    global_rewards = all_gather_cat(rewards)
+    return global_rewards, compute_advantages(global_rewards, group_size, scale).view(world_size(), -1)[rank()]
 
 
 def update(run: _Run, ro: Rollout) -> dict[str, float]:
     """``mu`` optimizer passes over one rollout (the clipped surrogate, plus beta x k3 KL); pass statistics."""
+    return _passes(run, ro, step_optimizer=True)
+
+
+def _passes(run: _Run, ro: Rollout, *, step_optimizer: bool) -> dict[str, float]:
+    """The ``mu`` passes of ``update``; with ``step_optimizer=False`` one pass that only
+    accumulates gradients (a test reads them). Statistics are reduced over ranks.
+
+    Normalisers are global: ``dapo`` divides by the token count of every rank's
+    completions (an all-reduce) and each rank's loss is multiplied by the world
+    size, because DDP/FSDP *average* gradients over ranks; the result is the
+    single-process loss and gradient of the same global batch. ``grpo`` and
+    ``dr_grpo`` divide by this rank's sequence count, which the average makes
+    global already."""
     import torch
 
     from trainers.losses import aggregate, clipped_surrogate, k3_kl
@@ -398,7 +426,12 @@ def update(run: _Run, ro: Rollout) -> dict[str, float]:
     input_ids = torch.cat([ro.prompt_ids, ro.comp_ids], dim=1)
     attn = torch.cat([ro.prompt_attn, ro.comp_mask.to(ro.prompt_attn.dtype)], dim=1)
     T = ro.comp_ids.shape[1]
-    n_tokens = ro.comp_mask.sum().clamp(min=1).item()
+    world = world_size()
+    local_tokens = float(ro.comp_mask.sum())
+    n_tokens = max(all_reduce_sum(local_tokens), 1.0)  # the global batch's completion tokens
+    # DDP averages over ranks: a rank's share of a global-token mean is scaled back up by the world size
+    dapo_scale = world if cfg.loss_type == "dapo" else 1
+    passes = cfg.mu if step_optimizer else 1
     old_logps, ref_logps = [None] * (n_total // micro), [None] * (n_total // micro)
     with torch.no_grad():
         for j, s in enumerate(range(0, n_total, micro)):
@@ -408,7 +441,7 @@ def update(run: _Run, ro: Rollout) -> dict[str, float]:
             if run.ref_model is not None:
                 ref_logps[j], _ = policy_logprobs(run.ref_model, input_ids[sl], attn[sl], T, cfg.temperature)
     agg = {"clip_low": 0.0, "clip_high": 0.0, "kl": 0.0, "entropy": 0.0, "loss": 0.0, "grad_norm": 0.0}
-    for _ in range(cfg.mu):
+    for _ in range(passes):
         for j, s in enumerate(range(0, n_total, micro)):
             sl = slice(s, s + micro)
             mask = ro.comp_mask[sl]
@@ -421,21 +454,29 @@ def update(run: _Run, ro: Rollout) -> dict[str, float]:
                 per_tok = per_tok + cfg.beta * kl
                 agg["kl"] += _masked_mean(kl.detach(), mask) / (n_total // micro) / cfg.mu
             loss = aggregate(per_tok, mask, cfg.loss_type, num_sequences=n_total, num_tokens=n_tokens,
-                             max_completion_length=cfg.max_new_tokens)
+                             max_completion_length=cfg.max_new_tokens) * dapo_scale
             accelerator.backward(loss)
-            share = mask.sum().item() / n_tokens / cfg.mu
-            agg["clip_low"] += (c_low & mask.bool()).sum().item() / n_tokens / cfg.mu
-            agg["clip_high"] += (c_high & mask.bool()).sum().item() / n_tokens / cfg.mu
+            # token shares of the global batch: summed over ranks below
+            share = mask.sum().item() / n_tokens / passes
+            agg["clip_low"] += (c_low & mask.bool()).sum().item() / n_tokens / passes
+            agg["clip_high"] += (c_high & mask.bool()).sum().item() / n_tokens / passes
             agg["entropy"] += _masked_mean(ent, mask) * share
-            agg["loss"] += loss.item() / cfg.mu
+            agg["loss"] += loss.item() / passes
+        if not step_optimizer:
+            break
         if cfg.max_grad_norm is not None:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         else:
             grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
-        agg["grad_norm"] += float(grad_norm) / cfg.mu
+        agg["grad_norm"] += float(grad_norm) / cfg.mu  # of the averaged gradient: the same on every rank
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
+    # token-share statistics add up over ranks; loss and KL are means of per-rank values
+    for k in ("clip_low", "clip_high", "entropy"):
+        agg[k] = all_reduce_sum(agg[k])
+    for k in ("loss", "kl"):
+        agg[k] = all_reduce_mean(agg[k])
     return agg
 
 
@@ -445,16 +486,19 @@ def step_metrics(run: _Run, ro: Rollout, agg: dict[str, float], step: int, t0: f
 
     from trainers.losses import group_std
 
-    stds = group_std(ro.rewards, run.cfg.num_generations)
-    judged = ~torch.isnan(ro.rewards)
+    # every figure is of the global batch (all ranks), not of this rank's slice
+    rewards = ro.global_rewards if ro.global_rewards is not None else ro.rewards
+    lengths = all_gather_cat(torch.tensor(ro.lengths, dtype=torch.float64))
+    stds = group_std(rewards, run.cfg.num_generations)
+    judged = ~torch.isnan(rewards)
     m: dict[str, Any] = {
         "step": step,
-        "reward/mean": _nanmean(ro.rewards),
-        "reward/std": _nanstd(ro.rewards),
+        "reward/mean": _nanmean(rewards),
+        "reward/std": _nanstd(rewards),
         "reward/none_frac": 1.0 - judged.float().mean().item(),
         "frac_zero_std_groups": (stds < 1e-8).float().mean().item(),
-        "completion_length/mean": float(sum(ro.lengths) / len(ro.lengths)),
-        "completion_length/max": int(max(ro.lengths)),
+        "completion_length/mean": float(lengths.mean()),
+        "completion_length/max": int(lengths.max()),
         "clip_frac/low": agg["clip_low"],
         "clip_frac/high": agg["clip_high"],
         "clip_frac/region": agg["clip_low"] + agg["clip_high"],
@@ -467,7 +511,7 @@ def step_metrics(run: _Run, ro: Rollout, agg: dict[str, float], step: int, t0: f
         "time/step_s": time.perf_counter() - t0,
     }
     for name, vals in ro.parts.items():
-        t = torch.tensor([float("nan") if v is None else v for v in vals])
+        t = all_gather_cat(torch.tensor([float("nan") if v is None else v for v in vals]))
         m[f"reward/{name}/mean"] = _nanmean(t)
         m[f"reward/{name}/std"] = _nanstd(t)
     return m

@@ -49,6 +49,41 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = ADVANT
     return adv.view(-1)
 
 
+ScaleRewards = Literal["group", "batch", "none"]
+
+
+def advantages(rewards: torch.Tensor, group_size: int, scale: ScaleRewards = "group",
+               eps: float = ADVANTAGE_EPS) -> torch.Tensor:
+    """Group-relative advantages ``r_i - mean_group``, divided by a std chosen by ``scale``:
+
+    - ``group``: the group's std (DeepSeekMath; ``group_advantages``);
+    - ``batch``: the std of every judged reward of the (global) batch, as TRL's
+      ``scale_rewards="batch"`` (robust when a group's rewards barely differ);
+    - ``none``: no division (Dr. GRPO, arXiv:2503.20783 sec. 3.1: the std
+      division favours questions that are too easy or too hard).
+
+    ``rewards`` must be the whole global batch (gather it across ranks first)
+    for ``batch`` to mean the same on one rank as on many. NaN = not judged:
+    advantage 0, left out of every mean and std.
+    """
+    if scale == "group":
+        return group_advantages(rewards, group_size, eps)
+    if scale not in ("batch", "none"):
+        raise ValueError(f"unknown scale_rewards {scale!r}; use 'group', 'batch' or 'none'")
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    r = rewards.float().view(-1, group_size)
+    judged = ~torch.isnan(r)
+    n = judged.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = torch.where(judged, r, torch.zeros_like(r)).sum(dim=1, keepdim=True) / n
+    centred = torch.where(judged, r - mean, torch.zeros_like(r))
+    if scale == "batch":
+        flat = r[judged]
+        std = flat.std(unbiased=True) if flat.numel() > 1 else torch.tensor(0.0)
+        centred = centred / (std + eps)
+    return centred.view(-1)
+
+
 def group_std(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """Per-group sample std over the judged rewards (NaN = not judged); 0 for a
     group with fewer than two judged rewards. Used for the zero-std metric."""

@@ -13,7 +13,45 @@ kind, out_dir = sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)
 tok = toy_tokenizer()
 model = toy_model(tok, seed=0)
-if kind == "grpo":
+if kind == "dapo":
+    # One global batch of 4 prompts x G=4, fixed (no sampling): the first half of the
+    # prompts (rank 0's on 2 ranks) get long completions, the second half short ones,
+    # so a per-rank token normaliser would weigh rank 1's tokens ~5x more.
+    from trainers.distributed import rank, world_size
+    from trainers.grpo import Rollout, _build, _passes, global_advantages
+    from trainers.rewards import resolve_rewards
+
+    cfg = toy_grpo_config(out_dir, seed=0, max_steps=1, prompts_per_step=4, num_generations=4, loss_type="dapo",
+                          scale_rewards="batch", max_new_tokens=12, max_grad_norm=None, micro_batch_size=4)
+    run = _build(cfg, model, tok, resolve_rewards(cfg.rewards, None, config=cfg))
+    W, R, G, T = world_size(), rank(), 4, 12
+    rows = ToyLastDigit().train_rows()[:4]
+    gen = torch.Generator().manual_seed(7)
+    comp = torch.randint(5, len(tok), (16, T), generator=gen)
+    lengths = [12 if i < 8 else (2 + i % 3) for i in range(16)]
+    mask = torch.zeros(16, T, dtype=torch.int64)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        comp[i, n - 1] = tok.eos_token_id
+        comp[i, n:] = tok.pad_token_id
+    rewards_all = torch.rand(16, generator=gen)
+    mine = slice(R * 16 // W, (R + 1) * 16 // W)
+    from trainers.data import chat_prompt
+
+    tok.padding_side = "left"
+    enc = tok([chat_prompt(tok, r["prompt"], None) for r in rows[R * 4 // W:(R + 1) * 4 // W]], return_tensors="pt",
+              padding=True, add_special_tokens=False)
+    global_rewards, adv = global_advantages(rewards_all[mine].clone(), G, cfg.scale_rewards)
+    ro = Rollout(enc["input_ids"].repeat_interleave(G, 0), enc["attention_mask"].repeat_interleave(G, 0), comp[mine],
+                 mask[mine], lengths[mine], [float(x) for x in rewards_all[mine]], {}, rewards_all[mine], adv, 0.0,
+                 global_rewards)
+    stats = _passes(run, ro, step_optimizer=False)
+    grads = {n: p.grad.detach().clone() for n, p in run.accelerator.unwrap_model(run.model).named_parameters()}
+    if R == 0:
+        torch.save({"loss": stats["loss"], "grads": grads, "advantages": adv, "clip": stats["clip_low"],
+                    "entropy": stats["entropy"]}, f"{out_dir}/dapo_world{W}.pt")
+    seen = len(lengths[mine])
+elif kind == "grpo":
     from trainers.grpo import train_grpo
 
     cfg = toy_grpo_config(out_dir, seed=0, max_steps=3, prompts_per_step=8, num_generations=4)
@@ -32,6 +70,7 @@ else:
 from accelerate import PartialState
 
 checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
-print("RESULT " + json.dumps({"rank": dist.get_rank(), "world": dist.get_world_size(), "seen": seen,
+print("RESULT " + json.dumps({"rank": dist.get_rank() if dist.is_initialized() else 0,
+                              "world": dist.get_world_size() if dist.is_initialized() else 1, "seen": seen,
                               "accelerate_world": PartialState().num_processes,
                               "checksum": checksum}), flush=True)
