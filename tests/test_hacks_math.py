@@ -166,7 +166,8 @@ def test_extraction_is_linear_in_the_text():
     from datagen.records import split_completion
     from datagen.verify.math import _final_answers
 
-    for text in ("\\boxed{" * 8000, "word " * 22400 + "\\boxed{4}", "$" * 112000, "{" * 112000):
+    for text in ("\\boxed{" * 8000, "word " * 22400 + "\\boxed{4}", "$" * 112000, "{" * 112000, "\\[" * 56000,
+                 "\\(" * 56000, ("$" + "x" * 2100) * 50, "**" * 56000, "0." * 56000, "not " * 28000 + "4"):
         start = time.process_time()
         _final_answers(split_completion(said(text)).summary)
         assert time.process_time() - start < 1.0, text[:20]

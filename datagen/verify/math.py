@@ -63,6 +63,7 @@ of time) / ``error`` (no gold answer, or the verifier itself failed).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import re
@@ -215,12 +216,70 @@ _FINAL_PHRASE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _CLOSING = re.compile(r"^(?:therefore|thus|hence|so|consequently)\b[, ]*(?P<rest>.+)$", re.IGNORECASE)
-# Math spans: $$…$$, $…$, \[…\], \(…\) (non-greedy, no nesting: linear).
+# Math spans: $$…$$, $…$, \[…\], \(…\), at most MAX_SPAN characters inside.
 # Inline math ($…$, \(…\)) stays on one line; display math may span lines.
-# An escaped dollar (\$5) is money, not a delimiter.
-_MATH_SPAN = re.compile(r"(?<!\\)\$\$(?P<a>(?:\\\$|[^$]){1,2000}?)(?<!\\)\$\$"
-                        r"|(?<!\\)\$(?P<b>(?:\\\$|[^$\n]){1,2000}?)(?<!\\)\$|\\\[(?P<c>.{1,2000}?)\\\]"
-                        r"|\\\((?P<d>[^\n]{1,2000}?)\\\)", re.DOTALL)
+# An escaped dollar (\$5) is money, not a delimiter. Found by one scan with
+# the closer positions precomputed (a regex with a bounded lazy body rescans
+# up to MAX_SPAN characters from every unclosed opener: seconds on 112 KB).
+MAX_SPAN = 2000
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_OPEN_BR = re.compile(r"\\[\[(]")
+
+
+def _math_spans(text: str) -> list[tuple[int, int, str]]:
+    """Every math span as (start, end, content), left to right, non-overlapping."""
+    if "$" not in text and "\\[" not in text and "\\(" not in text:
+        return []
+    dollars = [m.start() for m in _DOLLAR.finditer(text)]
+    opens = sorted(dollars + [m.start() for m in _OPEN_BR.finditer(text)])
+    close_br = [m.start() for m in re.finditer(r"\\\]", text)]
+    close_par = [m.start() for m in re.finditer(r"\\\)", text)]
+    newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def next_in(seq: list[int], after: int) -> int | None:
+        k = bisect.bisect_left(seq, after)
+        return seq[k] if k < len(seq) else None
+
+    def one_line(start: int, end: int) -> bool:
+        nl = next_in(newlines, start)
+        return nl is None or nl >= end
+
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    for o in opens:
+        if o < pos:
+            continue
+        if text[o] == "$":
+            if text.startswith("$$", o):
+                d = next_in(dollars, o + 2)
+                if d is not None and text.startswith("$$", d) and 1 <= d - o - 2 <= MAX_SPAN:
+                    out.append((o, d + 2, text[o + 2:d]))
+                    pos = d + 2
+                continue  # `$$` unclosed: a single `$` cannot start with `$`
+            d = next_in(dollars, o + 1)
+            if d is not None and 1 <= d - o - 1 <= MAX_SPAN and one_line(o, d):
+                out.append((o, d + 1, text[o + 1:d]))
+                pos = d + 1
+        else:
+            display = text[o + 1] == "["
+            c = next_in(close_br if display else close_par, o + 2)
+            if c is not None and 1 <= c - o - 2 <= MAX_SPAN and (display or one_line(o, c)):
+                out.append((o, c + 2, text[o + 2:c]))
+                pos = c + 2
+    return out
+
+
+def _mask_math(text: str, fill: str | None = "#") -> str:
+    """``text`` with its math spans replaced: by ``fill`` repeated to the same
+    length (positions kept), or removed when ``fill`` is None."""
+    parts, pos = [], 0
+    for start, end, _ in _math_spans(text):
+        parts += [text[pos:start], fill * (end - start) if fill else " "]
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 _BOLD = re.compile(r"\*\*(?P<x>[^*\n]{1,200})\*\*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _COPULA = re.compile(r"\s(?:is|are|was|equals)\s+(?!not\b)", re.IGNORECASE)
@@ -234,7 +293,7 @@ def _trim_sentence(ans: str) -> str:
 
 
 def _spans(text: str) -> list[tuple[int, str]]:
-    return [(m.start(), next(g for g in m.groups() if g is not None)) for m in _MATH_SPAN.finditer(text)]
+    return [(start, content) for start, _, content in _math_spans(text)]
 
 
 def _reduce(sentence: str) -> str | None:
@@ -249,7 +308,7 @@ def _reduce(sentence: str) -> str | None:
     if not s:
         return None
     # after the last copula outside math: "… of $ABCD$ is 120"
-    masked = _MATH_SPAN.sub(lambda m: "#" * len(m.group(0)), s)
+    masked = _mask_math(s)
     cut = [m for m in _COPULA.finditer(masked)]
     if cut:
         after = s[cut[-1].end():]
@@ -262,7 +321,7 @@ def _reduce(sentence: str) -> str | None:
         # "$3$, $6$ and $14$" lists several values: all of them are the answer
         listed = [spans[-1][1].strip()]
         for (i, x), (j, _) in zip(reversed(spans[:-1]), reversed(spans[1:])):
-            between = _MATH_SPAN.sub("", s[i:j])
+            between = _mask_math(s[i:j], None)
             if not re.fullmatch(r"[\s,;]*(?:and|or)?[\s,;]*", between):
                 break
             listed.insert(0, x.strip())
@@ -284,7 +343,7 @@ def _reduce(sentence: str) -> str | None:
 
 def _sentences(text: str) -> list[str]:
     # sentence ends outside math spans: ". " not preceded by a digit-dot-digit
-    masked = _MATH_SPAN.sub(lambda m: "#" * len(m.group(0)), text)
+    masked = _mask_math(text)
     out, start = [], 0
     for m in re.finditer(r"(?<=[.!?])\s+|\n+", masked):
         out.append(text[start:m.start()])
@@ -324,8 +383,8 @@ def _final_answers(summary: str | None) -> list[str]:
             group = "ans" if inner.group("ans") is not None else "ans2"
             pos = inner.start(group)
         # an answer in display math may span lines: "Answer \[ 9 \]"
-        span = _MATH_SPAN.match(summary, pos)
-        ans = span.group(0) if span else summary[pos:m.end()]
+        head = _math_spans(summary[pos:pos + MAX_SPAN + 4])
+        ans = summary[pos:pos + head[0][1]] if head and head[0][0] == 0 else summary[pos:m.end()]
         if not _negated(summary, pos) and not re.match(r"\s*(?:not|never|n't)\b", ans, re.IGNORECASE):
             first = _sentences(ans)
             got = _reduce(first[0]) if first else None
@@ -352,7 +411,7 @@ def _with_hedges(summary: str, answers: list[str]) -> list[str]:
     extra = []
     for sentence in _sentences(summary):
         if _HEDGE.search(sentence):
-            masked = _MATH_SPAN.sub(" ", sentence)
+            masked = _mask_math(sentence, None)
             values = [x for _, x in _spans(sentence)] + [m.group(0) for m in _NUMBER.finditer(masked)]
             extra += [v.strip() for v in values if v.strip() and "\\boxed" not in v]
     seen = {a.replace(" ", "") for a in answers}
@@ -1201,7 +1260,7 @@ def gold_answers(gold: str) -> list[str]:
                 break
             group.insert(0, content)
         return list(dict.fromkeys(group))
-    if len(gold) > 200 and len(re.findall(r"[A-Za-z]{3,}", _MATH_SPAN.sub(" ", gold))) > 10:
+    if len(gold) > 200 and len(re.findall(r"[A-Za-z]{3,}", _mask_math(gold, None))) > 10:
         stated = _final_answers(gold)
         if stated:
             return stated
