@@ -22,7 +22,12 @@ class _Config(BaseModel):
 
 
 class _TrainCommon(_Config):
-    model: str | None = Field(None, description="local model dir (save_pretrained) or hub id; None = passed in code")
+    model: str | None = Field(None, description="local model dir (save_pretrained), NAME@VERSION of a model in the "
+                              "store (fetched once into a local cache), or hub id; None = passed in code")
+    model_store: str | None = where(None, description="store root (folder or s3://bucket/prefix) for NAME@VERSION "
+                                    "models and push_to_store; None = $DATAGEN_ROOT or ./datasets")
+    push_to_store: str | None = where(None, description="commit the final model (weights, tokenizer, config) as a "
+                                      "version of this name in model_store")
     output_dir: str = where("runs/train")
     seed: int = 0
     learning_rate: float = Field(1e-5, gt=0)

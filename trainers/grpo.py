@@ -50,6 +50,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    push_final_model,
     run_cli,
     save_checkpoint,
     save_final_model,
@@ -64,6 +65,7 @@ class GRPOResult:
     steps: int
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    model_ref: str | None = None  # NAME@VERSION of the committed final model (push_to_store)
 
 
 # ----------------------------------------------------------------- rewards
@@ -296,7 +298,8 @@ def train_grpo(
 
     save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
     final = save_final_model(accelerator, run.model, run.tokenizer, out_dir)
-    return GRPOResult(out_dir, final, step, dict(metrics_log.last), history)
+    model_ref = push_final_model(accelerator, cfg, final, stage="grpo")  # NAME@VERSION when push_to_store is set
+    return GRPOResult(out_dir, final, step, dict(metrics_log.last), history, model_ref)
 
 
 def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:

@@ -71,14 +71,19 @@ def build_scheduler(optimizer, cfg, total_steps: int):
 
 
 def load_model_and_tokenizer(cfg, model=None, tokenizer=None):
-    """The model/tokenizer passed in code, else loaded from ``cfg.model``."""
+    """The model/tokenizer passed in code, else loaded from ``cfg.model`` (a path, a hub
+    id, or ``NAME@VERSION`` of a model in the store at ``cfg.model_store``)."""
     if model is None or tokenizer is None:
         if cfg.model is None:
             raise ValueError("no model: set `model:` in the config (a local dir or hub id) or pass model= and tokenizer=")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(cfg.model)
-        model = model or AutoModelForCausalLM.from_pretrained(cfg.model, dtype="auto")
+        from datagen.models_store import resolve_model
+
+        # NAME@VERSION: a model committed to the store, fetched once into the local cache
+        path = resolve_model(cfg.model, root=getattr(cfg, "model_store", None))
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+        model = model or AutoModelForCausalLM.from_pretrained(path, dtype="auto")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -130,6 +135,26 @@ def save_final_model(accelerator, model, tokenizer, output_dir: str | Path) -> P
         tokenizer.save_pretrained(path)
     accelerator.wait_for_everyone()
     return path
+
+
+def push_final_model(accelerator, cfg, final_dir: Path, *, stage: str) -> str | None:
+    """Commit ``final_dir`` to the store as a version of ``cfg.push_to_store`` (main
+    process only); returns ``NAME@VERSION`` on every rank, or None when not asked."""
+    if not getattr(cfg, "push_to_store", None):
+        return None
+    ref = None
+    if accelerator.is_main_process:
+        from datagen.models_store import commit_model
+
+        config = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else {}
+        ref = commit_model(final_dir, cfg.push_to_store, root=cfg.model_store, stage=stage, config=config).ref
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        holder = [ref]
+        broadcast_object_list(holder, from_process=0)
+        ref = holder[0]
+    return ref
 
 
 # -------------------------------------------------------------------- metrics

@@ -36,6 +36,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    push_final_model,
     run_cli,
     save_checkpoint,
     save_final_model,
@@ -51,6 +52,7 @@ class SFTResult:
     steps: int
     metrics: dict[str, Any]
     dropped_too_long: int = 0
+    model_ref: str | None = None  # NAME@VERSION of the committed final model (push_to_store)
 
 
 def load_rows(source, path: str | None) -> list[dict[str, Any]]:
@@ -228,7 +230,8 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         metrics_log.log({"step": step, "eval_loss": final_metrics["eval_loss"]})
     save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints)
     final = save_final_model(accelerator, model, tokenizer, out_dir)
-    return SFTResult(out_dir, final, step, final_metrics, dropped)
+    model_ref = push_final_model(accelerator, cfg, final, stage="sft")  # NAME@VERSION when push_to_store is set
+    return SFTResult(out_dir, final, step, final_metrics, dropped, model_ref)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
