@@ -28,11 +28,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.config import part_of, what_of
 from datagen.store import Manifest, Store, StoreError, VersionWriter, open_store
@@ -231,6 +231,52 @@ def map_shard(
     return stats
 
 
+class ShardRunner(BaseModel):
+    """Where a CPU stage's shard tasks run (a ``how`` parameter: it never changes the output).
+
+    - ``threads``: Prefect's thread pool in the flow's process (the default; the
+      GIL-bound filters then use about one core);
+    - ``processes``: a local Dask cluster of ``workers`` single-threaded worker
+      processes (default: one per CPU), started for the stage and closed after it —
+      every core of the worker;
+    - ``dask``: an existing Dask cluster at ``address`` (``tcp://host:8786``), so
+      the shards spread over the machines its workers run on (each needs this
+      package installed and the store root reachable: S3, or a shared path).
+
+    Both Dask kinds go through ``prefect-dask``'s ``DaskTaskRunner``, in a ``shards``
+    subflow, so each shard is still a Prefect task run (retries, logs, states)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["threads", "processes", "dask"] = "threads"
+    workers: int | None = Field(None, ge=1, description="processes: worker processes (None = one per CPU)")
+    address: str | None = Field(None, description="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786")
+
+    @model_validator(mode="after")
+    def _address_for_dask(self) -> ShardRunner:
+        if self.kind == "dask" and not self.address:
+            raise ValueError("runner kind 'dask' needs an address (runner: {kind: dask, address: tcp://HOST:8786}); "
+                             "use kind 'processes' for a local cluster")
+        if self.kind != "dask" and self.address:
+            raise ValueError(f"runner address is only for kind 'dask' (kind is {self.kind!r}); drop it or set kind: dask")
+        return self
+
+    def task_runner(self):
+        """The Prefect task runner for this choice (None for ``threads``: the flow's own)."""
+        if self.kind == "threads":
+            return None
+        from prefect_dask import DaskTaskRunner
+
+        if self.kind == "dask":
+            return DaskTaskRunner(address=self.address)
+        import os
+
+        n = self.workers or os.cpu_count() or 1
+        # One thread per process: the filters and verifiers hold the GIL, so parallelism is processes.
+        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None})
+
+
 def map_version(
     store: Store,
     source: Manifest,
@@ -238,14 +284,30 @@ def map_version(
     fn: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], dict[str, Any]]],
     *,
     stage: str = "stage",
+    runner: ShardRunner | None = None,
 ) -> dict[str, Any]:
-    """Run ``fn`` over every shard of ``source`` as one task per shard; merged stats."""
+    """Run ``fn`` over every shard of ``source`` as one task per shard; merged stats.
+
+    ``runner`` says where the shard tasks run (threads here, local processes, a
+    Dask cluster); ``fn`` must then pickle (a module-level function or a
+    ``functools.partial`` of one). The merged stats do not depend on the runner."""
+    task_runner = runner.task_runner() if runner is not None else None
+    if task_runner is None:
+        return _map_shards(store.root, source, writer.dataset, writer.version, fn, stage)
+    from prefect import flow
+
+    shards = flow(_map_shards, name=f"{stage}-shards", task_runner=task_runner, log_prints=False)
+    return shards(store.root, source, writer.dataset, writer.version, fn, stage)
+
+
+def _map_shards(root: str, source: Manifest, dataset: str, version: str, fn, stage: str) -> dict[str, Any]:
+    """Submit one ``map_shard`` task per shard to the current task runner; merged stats."""
     from prefect.futures import as_completed
 
     from flows.progress import report
 
     futures = [
-        map_shard.submit(store.root, shard.path, writer.dataset, writer.version, f"part-{i:05d}", fn)
+        map_shard.submit(root, shard.path, dataset, version, f"part-{i:05d}", fn)
         for i, shard in enumerate(source.shards)
     ]
     total = len(futures)

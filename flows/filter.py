@@ -25,7 +25,7 @@ from pydantic import Field
 from datagen.config import how, where
 from filters.config import FiltersConfig
 from filters.runner import PROBLEM_COLUMNS, enabled_filters, filter_shard, problem_decisions, split_by_kind
-from flows.common import StageParams, map_version, merge_stats, open_stage, publish
+from flows.common import ShardRunner, StageParams, map_version, merge_stats, open_stage, publish
 
 
 class FilterParams(StageParams):
@@ -35,6 +35,8 @@ class FilterParams(StageParams):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     #: rows handed to a per-row filter at once
     batch_size: int = how(256, ge=1)
+    #: where the shard tasks run: threads (default), processes (every core), dask (a cluster's address)
+    runner: ShardRunner = how(ShardRunner())
 
 
 @task(cache_policy=NO_CACHE)
@@ -65,7 +67,7 @@ def filter_flow(params: FilterParams) -> str:
         problem_drops, wide_stats = problem_filters(params.root, run.source.ref, params.filters, wide)
     fn = partial(filter_shard, config=params.filters, names=per_row, problem_drops=problem_drops,
                  batch_size=params.batch_size)
-    stats = map_version(run.store, run.source, writer, fn, stage="filter")
+    stats = map_version(run.store, run.source, writer, fn, stage="filter", runner=params.runner)
     stats = merge_stats([stats, wide_stats, {"enabled": names}])
     manifest = writer.commit(stats=stats)
     publish("filter", manifest, stats)

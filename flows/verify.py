@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from datagen.config import how, where
 from datagen.verify.judge import JudgeConfig
 from datagen.verify.stage import DEFAULT_VERIFIERS_BY_DOMAIN, DEFAULT_VERIFIERS_BY_TASK, verify_shard
-from flows.common import StageParams, map_version, open_stage, publish
+from flows.common import ShardRunner, StageParams, map_version, open_stage, publish
 
 
 class VerifyParams(StageParams):
@@ -38,6 +38,8 @@ class VerifyParams(StageParams):
     math_timeout_s: float = 5.0
     #: parallel sandbox / math workers per shard task (None = all cores)
     workers: int | None = how(None)
+    #: where the shard tasks run: threads (default), processes (every core), dask (a cluster's address)
+    runner: ShardRunner = how(ShardRunner())
 
     @model_validator(mode="after")
     def _judge_configured(self):
@@ -66,7 +68,7 @@ def verify_flow(params: VerifyParams) -> str:
                  verifiers_by_task=params.verifiers_by_task, judge=params.judge, chrf_threshold=params.chrf_threshold,
                  chrf_threshold_by_language=params.chrf_threshold_by_language, workers=params.workers,
                  math_timeout_s=params.math_timeout_s)
-    stats = map_version(run.store, run.source, writer, fn, stage="verify")
+    stats = map_version(run.store, run.source, writer, fn, stage="verify", runner=params.runner)
     manifest = writer.commit(stats=stats)
     publish("verify", manifest, stats)
     return manifest.ref
