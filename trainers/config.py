@@ -64,6 +64,8 @@ class SFTConfig(_TrainCommon):
     truncate: Literal["drop", "error"] = Field(
         "drop", description="a sample longer than max_length: drop it (counted) or fail"
     )
+    token_cache: str | None = where(None, description="folder of tokenised sets (token ids + assistant masks, "
+                                    "keyed by data, chat template and max_length); None = <output_dir>/tokenized")
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,8 +1,10 @@
 """Supervised fine-tuning on chat ``messages`` (DeepSeek-R1's cold start and
 its 800k-sample SFT: 2 epochs by default).
 
-Read top to bottom: load rows -> tokenise with the chat template (loss on
-assistant tokens only, EOS included) -> pack -> loop (gradient accumulation,
+Read top to bottom: tokenise once with the chat template into the token cache
+(``trainers.tokenize``: loss on assistant tokens only, EOS included; read back
+memory-mapped, each rank reading only the rows it trains on) -> plan the
+packing (sample boundaries only) -> loop (gradient accumulation,
 cosine schedule with warmup, periodic eval loss, checkpoints) -> save.
 
 Several GPUs: ``accelerate launch --config_file configs/accelerate_fsdp_8gpu.yaml
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from trainers.config import SFTConfig
-from trainers.data import IGNORE, PackedRow, collate, pack, parse_messages, tokenize_chat, unpacked
+from trainers.data import IGNORE, PackedRow, collate
+from trainers.distributed import all_reduce_sum
 from trainers.packing import use_packed_attention
 from trainers.runtime import (
     MetricsLog,
@@ -41,6 +44,7 @@ from trainers.runtime import (
     save_checkpoint,
     save_final_model,
 )
+from trainers.tokenize import pack_plan
 
 log = logging.getLogger(__name__)
 
@@ -55,46 +59,36 @@ class SFTResult:
     model_ref: str | None = None  # NAME@VERSION of the committed final model (push_to_store)
 
 
-def load_rows(source, path: str | None) -> list[dict[str, Any]]:
-    """Rows with ``messages``: a list/iterable of dicts, a polars (Lazy)DataFrame,
-    or a JSONL/Parquet file path."""
-    if source is None:
-        if path is None:
-            raise ValueError("no SFT data: set `data:` in the config or pass rows=[{'messages': [...]}, ...]")
-        from datagen.files import read_records
+def load_tokenized(cfg: SFTConfig, rows, tokenizer, accelerator):
+    """(train set, its sample ids, eval set or None, its sample ids): tokenised once by the
+    main process into the token cache (``trainers.tokenize``), opened memory-mapped by all."""
+    import numpy as np
 
-        source = read_records(path)
-    if hasattr(source, "collect"):
-        source = source.select("messages").collect()
-    if hasattr(source, "to_dicts"):
-        source = source.to_dicts()
-    rows = [dict(r) for r in source]
-    if not rows:
-        raise ValueError("the SFT dataset is empty")
-    if "messages" not in rows[0]:
-        raise ValueError(f"SFT rows need a 'messages' column; got columns {sorted(rows[0])}")
-    return rows
+    from trainers.tokenize import TokenizedSet, tokenize_stage
 
-
-def build_rows(tokenizer, rows, cfg: SFTConfig) -> tuple[list[PackedRow], int]:
-    """Tokenised (and packed) training rows, and how many samples were too long."""
-    samples, dropped = [], 0
-    for r in rows:
-        s = tokenize_chat(tokenizer, parse_messages(r["messages"]))
-        if len(s.input_ids) > cfg.max_length:
-            if cfg.truncate == "error":
-                raise ValueError(f"a sample has {len(s.input_ids)} tokens > max_length={cfg.max_length}")
-            dropped += 1
-            continue
-        samples.append(s)
-    if dropped:
-        log.warning("dropped %d samples longer than max_length=%d", dropped, cfg.max_length)
-    return (pack(samples, cfg.max_length) if cfg.packing else unpacked(samples)), dropped
+    cache = cfg.token_cache or (Path(cfg.output_dir) / "tokenized")
+    if rows is not None and not hasattr(rows, "collect") and not hasattr(rows, "iter_slices"):
+        rows = list(rows)  # an iterator is read twice (its key, then its tokens)
+    with accelerator.main_process_first():
+        train_path = tokenize_stage(tokenizer, source=rows, path=None if rows is not None else cfg.data,
+                                    max_length=cfg.max_length, truncate=cfg.truncate, cache_root=cache)
+        eval_path = (tokenize_stage(tokenizer, path=cfg.eval_data, max_length=cfg.max_length,
+                                    truncate=cfg.truncate, cache_root=cache) if cfg.eval_data else None)
+    train = TokenizedSet.open(train_path)
+    ids = np.arange(len(train), dtype=np.int64)
+    if cfg.eval_fraction:
+        perm = np.random.default_rng(cfg.seed).permutation(len(train))
+        k = max(1, int(len(train) * cfg.eval_fraction))
+        return train, np.sort(perm[k:]), train, np.sort(perm[:k])
+    if eval_path is not None:
+        ev = TokenizedSet.open(eval_path)
+        return train, ids, ev, np.arange(len(ev), dtype=np.int64)
+    return train, ids, None, ids[:0]
 
 
-def micro_batches(rows: list[PackedRow], cfg: SFTConfig, epoch: int) -> list[list[int]]:
+def micro_batches(n_rows: int, cfg: SFTConfig, epoch: int) -> list[list[int]]:
     """The epoch's micro-batches (row indices) in a seeded order."""
-    order = list(range(len(rows)))
+    order = list(range(n_rows))
     random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
     bs = cfg.per_device_batch_size
     return [order[i: i + bs] for i in range(0, len(order), bs)]
@@ -150,20 +144,24 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
 
     cfg = config
     torch.manual_seed(cfg.seed)
-    data = load_rows(rows, cfg.data)
     model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer)
-    eval_data = load_rows(None, cfg.eval_data) if cfg.eval_data else []
-    if cfg.eval_fraction:
-        shuffled = data[:]
-        random.Random(cfg.seed).shuffle(shuffled)
-        k = max(1, int(len(shuffled) * cfg.eval_fraction))
-        eval_data, data = shuffled[:k], shuffled[k:]
-    train_rows, dropped = build_rows(tokenizer, data, cfg)
-    eval_rows = build_rows(tokenizer, eval_data, cfg)[0] if eval_data else []
-
     accelerator = make_accelerator(cfg.precision)
     world, rank = accelerator.num_processes, accelerator.process_index
-    per_epoch_micro = math.ceil(len(train_rows) / cfg.per_device_batch_size)
+    train_set, train_ids, eval_set, eval_ids = load_tokenized(cfg, rows, tokenizer, accelerator)
+    dropped = int(train_set.meta.get("dropped_too_long", 0))
+    # rows are ranges of train_ids: 8 bytes per row; a row's tokens are read only when trained on
+    starts = pack_plan(train_set.lengths()[train_ids], cfg.max_length, packing=cfg.packing)
+    n_rows = len(starts) - 1
+
+    def get_row(k: int) -> PackedRow:
+        return train_set.row(train_ids[starts[k]: starts[k + 1]])
+
+    eval_rows: list[PackedRow] = []
+    if eval_set is not None and len(eval_ids):
+        e_starts = pack_plan(eval_set.lengths()[eval_ids], cfg.max_length, packing=cfg.packing)
+        eval_rows = [eval_set.row(eval_ids[e_starts[k]: e_starts[k + 1]]) for k in range(len(e_starts) - 1)]
+
+    per_epoch_micro = math.ceil(n_rows / cfg.per_device_batch_size)
     micro_per_step = cfg.gradient_accumulation_steps * world
     steps_per_epoch = max(1, per_epoch_micro // micro_per_step)
     total_steps = cfg.max_steps or max(1, round(cfg.num_epochs * steps_per_epoch))
@@ -190,10 +188,13 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         t0 = time.perf_counter()
         # the step's micro-batches: a pure function of (seed, step), which makes resume exact
         epoch, within = divmod(step, steps_per_epoch)
-        plan = micro_batches(train_rows, cfg, epoch)
+        plan = micro_batches(n_rows, cfg, epoch)
         chunk = plan[within * micro_per_step: (within + 1) * micro_per_step][rank::world]
-        batches = [collate([train_rows[i] for i in idxs], pad_id) for idxs in chunk]
-        n_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
+        batches = [collate([get_row(i) for i in idxs]) for idxs in chunk]
+        # the step's loss is the mean over every rank's labelled tokens: a global count, and
+        # x world because DDP/FSDP average the ranks' gradients
+        local_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
+        n_tok = max(all_reduce_sum(local_tok), 1.0) / world
         loss_total = 0.0
         for b in batches:
             b = to_device(b, accelerator.device)

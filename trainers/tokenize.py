@@ -1,0 +1,263 @@
+"""Tokenise once, as a stage: chat ``messages`` -> token ids + assistant masks on
+disk, read memory-mapped by every rank.
+
+Why: holding every sample's token lists in Python costs ~100 bytes per token
+(hundreds of GB for 800k long CoTs) and repeating it on every rank multiplies
+that. Here the tokenised set is four flat files:
+
+- ``tokens.bin``: every sample's token ids back to back (``uint32``);
+- ``trained.bin``: one byte per token, 1 where the token is in the loss
+  (assistant content and its end-of-turn token; ``trainers.data.tokenize_chat``);
+- ``offsets.bin``: ``int64`` sample boundaries (``n + 1`` of them);
+- ``meta.json`` (written last: its presence marks the set complete): the chat
+  template's name and sha256, the tokenizer's fingerprint, the source key,
+  ``max_length`` and counts.
+
+The folder name is a hash of (source, tokenizer + template fingerprint,
+max_length, truncate), so a second run on the same data and template finds it
+and tokenises nothing; a changed template gets a new folder. Rows are read and
+written in chunks, so tokenising holds one chunk in memory, whatever the
+dataset's size.
+
+``TokenizedSet`` opens the files with ``numpy.memmap``: opening it and planning
+the packing costs ~16 bytes per sample (offsets and the plan), and a rank
+reads only the token ranges of the rows it trains on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers.data import IGNORE, PackedRow, parse_messages, tokenize_chat
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 1024
+FORMAT = 1
+
+
+def template_fingerprint(tokenizer) -> dict[str, str]:
+    """The chat template's name and sha256, and a hash of the tokenizer's vocabulary and
+    special tokens: what a tokenised set depends on besides its data."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = json.dumps(template, sort_keys=True)
+    vocab = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    vocab.update(json.dumps([tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id]).encode())
+    return {
+        "template_name": str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__),
+        "template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+        "tokenizer_sha256": vocab.hexdigest(),
+    }
+
+
+def iter_messages(source: Any = None, path: str | None = None, chunk: int = CHUNK_ROWS) -> Iterator[Any]:
+    """Each row's ``messages`` in order, streamed: rows in code (dicts or a polars
+    frame), or a JSONL/Parquet file read ``chunk`` rows at a time."""
+    if source is None:
+        if path is None:
+            raise ValueError("no SFT data: set `data:` in the config or pass rows=[{'messages': [...]}, ...]")
+        from datagen.files import file_format
+
+        if file_format(path) == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            if "messages" not in pf.schema_arrow.names:
+                raise ValueError(f"{path}: SFT rows need a 'messages' column; got {sorted(pf.schema_arrow.names)}")
+            for batch in pf.iter_batches(batch_size=chunk, columns=["messages"]):
+                yield from batch.column(0).to_pylist()
+            return
+        with open(path, encoding="utf-8") as fh:
+            for no, line in enumerate(fh, 1):
+                if line.strip():
+                    row = json.loads(line)
+                    if "messages" not in row:
+                        raise ValueError(f"{path}:{no}: SFT rows need a 'messages' column; got {sorted(row)}")
+                    yield row["messages"]
+        return
+    if hasattr(source, "collect"):
+        source = source.select("messages").collect()
+    if hasattr(source, "iter_slices"):
+        if "messages" not in source.columns:
+            raise ValueError(f"SFT rows need a 'messages' column; got columns {sorted(source.columns)}")
+        for part in source.iter_slices(chunk):
+            yield from part.get_column("messages").to_list()
+        return
+    for r in source:
+        if "messages" not in r:
+            raise ValueError(f"SFT rows need a 'messages' column; got columns {sorted(r)}")
+        yield r["messages"]
+
+
+def source_key(source: Any = None, path: str | None = None) -> str:
+    """What identifies the data: a file's path, size and mtime; rows in code by a hash of their content."""
+    if source is None and path is not None:
+        st = os.stat(path)
+        return f"file:{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    h = hashlib.sha256()
+    for m in iter_messages(source, None):
+        h.update(json.dumps(m, sort_keys=True, ensure_ascii=False).encode() if not isinstance(m, str) else m.encode())
+        h.update(b"\x1e")
+    return "rows:" + h.hexdigest()
+
+
+def _cache_dir(cache_root: str | os.PathLike, key: str, fp: dict[str, str], max_length: int, truncate: str) -> Path:
+    h = hashlib.sha256(json.dumps([FORMAT, key, fp, max_length, truncate]).encode()).hexdigest()[:24]
+    return Path(cache_root) / h
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("DATAGEN_TOKEN_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "datagen" / "tokenized"
+
+
+def tokenize_to_disk(messages: Iterable[Any], tokenizer, out_dir: str | os.PathLike, *, max_length: int,
+                     truncate: str = "drop", meta: dict[str, Any] | None = None,
+                     encode=None) -> Path:
+    """Tokenise a stream of ``messages`` into ``out_dir`` (the four files above);
+    samples longer than ``max_length`` are dropped (counted) or, with
+    ``truncate='error'``, fail. ``encode(messages) -> (ids, trained_mask)`` replaces
+    the chat-template path (the benchmark's synthetic fast path). Returns ``out_dir``."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    n, n_tok, dropped, longest = 0, 0, 0, 0
+    offsets = [0]
+    with open(tmp / "tokens.bin", "wb") as ft, open(tmp / "trained.bin", "wb") as fm, \
+            open(tmp / "offsets.bin", "wb") as fo:
+        ids_buf: list[np.ndarray] = []
+        mask_buf: list[np.ndarray] = []
+
+        def flush():
+            if ids_buf:
+                ft.write(np.concatenate(ids_buf).astype(np.uint32).tobytes())
+                fm.write(np.concatenate(mask_buf).astype(np.uint8).tobytes())
+                ids_buf.clear()
+                mask_buf.clear()
+            fo.write(np.asarray(offsets[:-1], dtype=np.int64).tobytes())
+            del offsets[:-1]
+
+        for msgs in messages:
+            if encode is not None:
+                ids, trained = encode(msgs)
+            else:
+                s = tokenize_chat(tokenizer, parse_messages(msgs))
+                ids = np.asarray(s.input_ids, dtype=np.uint32)
+                trained = np.asarray(s.labels, dtype=np.int64) != IGNORE
+            if len(ids) > max_length:
+                if truncate == "error":
+                    raise ValueError(f"a sample has {len(ids)} tokens > max_length={max_length}; raise max_length "
+                                     "or set truncate: drop")
+                dropped += 1
+                continue
+            ids_buf.append(np.asarray(ids))
+            mask_buf.append(np.asarray(trained))
+            n += 1
+            n_tok += len(ids)
+            longest = max(longest, len(ids))
+            offsets.append(n_tok)
+            if len(offsets) > CHUNK_ROWS:
+                flush()
+        flush()
+        fo.write(np.asarray(offsets, dtype=np.int64).tobytes())
+    if n == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError("the SFT dataset is empty (or every sample is longer than max_length)")
+    info = {"format": FORMAT, **(meta or {}), "max_length": max_length, "truncate": truncate, "samples": n,
+            "tokens": n_tok, "dropped_too_long": dropped, "longest": longest}
+    (tmp / "meta.json").write_text(json.dumps(info, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    if dropped:
+        log.warning("dropped %d samples longer than max_length=%d", dropped, max_length)
+    return out
+
+
+def tokenize_stage(tokenizer, *, source: Any = None, path: str | None = None, max_length: int,
+                   truncate: str = "drop", cache_root: str | os.PathLike | None = None) -> Path:
+    """The tokenised set of this data + tokenizer/template + max_length, from the
+    cache when it is there (``meta.json`` present), else tokenised now."""
+    fp = template_fingerprint(tokenizer)
+    key = source_key(source, path)
+    out = _cache_dir(cache_root or default_cache_root(), key, fp, max_length, truncate)
+    if (out / "meta.json").is_file():
+        log.info("tokenised data from cache %s", out)
+        return out
+    return tokenize_to_disk(iter_messages(source, path), tokenizer, out, max_length=max_length, truncate=truncate,
+                            meta={**fp, "source": key})
+
+
+@dataclass
+class TokenizedSet:
+    """A tokenised set opened memory-mapped; samples ``sample_ids`` of it (all by default)."""
+
+    path: Path
+    tokens: np.ndarray
+    trained: np.ndarray
+    offsets: np.ndarray
+    meta: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> TokenizedSet:
+        p = Path(path)
+        meta = json.loads((p / "meta.json").read_text())
+        return cls(p, np.memmap(p / "tokens.bin", dtype=np.uint32, mode="r"),
+                   np.memmap(p / "trained.bin", dtype=np.uint8, mode="r"),
+                   np.memmap(p / "offsets.bin", dtype=np.int64, mode="r"), meta)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, sample_ids: np.ndarray) -> PackedRow:
+        """The samples ``sample_ids`` packed into one row (positions restart, the first
+        token of each sample is never a target)."""
+        ids, labels, pos, lens = [], [], [], []
+        for i in sample_ids:
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            t = self.tokens[a:b].astype(np.int64)
+            lab = np.where(self.trained[a:b] != 0, t, IGNORE)
+            lab[0] = IGNORE
+            ids.append(t)
+            labels.append(lab)
+            pos.append(np.arange(b - a, dtype=np.int64))
+            lens.append(b - a)
+        # numpy arrays in the row: collate copies them into the batch without Python lists
+        return PackedRow(np.concatenate(ids), np.concatenate(labels), np.concatenate(pos), lens)
+
+
+def pack_plan(lengths: np.ndarray, max_length: int, *, packing: bool = True) -> np.ndarray:
+    """Greedy in-order packing of samples with ``lengths`` into rows of at most
+    ``max_length`` tokens: ``starts`` with ``starts[k]:starts[k+1]`` the sample
+    positions of row k (``len(lengths) + 1`` boundaries at most). O(n) time, 8
+    bytes per row."""
+    n = len(lengths)
+    if not packing:
+        return np.arange(n + 1, dtype=np.int64)
+    starts = [0]
+    used = 0
+    for i, k in enumerate(lengths.tolist()):
+        if used + k > max_length and used:
+            starts.append(i)
+            used = 0
+        used += k
+    starts.append(n)
+    return np.asarray(starts, dtype=np.int64)
