@@ -149,8 +149,10 @@ def backend_report(store, generated: str, verified: str, filtered: str, seconds:
         "closed_think_share": round(sum(1 for r in ok if r["completion"] and "</think>" in r["completion"])
                                     / len(ok), 3) if ok else 0,
         "completion_tokens": tokens,
-        "generate_seconds": round(seconds, 1),
-        "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
+        # Time inside generation (summed over shards), and the stage's wall time (model load, flow overhead).
+        "generate_seconds": stats.get("generate_seconds"),
+        "stage_wall_seconds": round(seconds, 1),
+        "tokens_per_s": round(tokens / stats["generate_seconds"], 2) if stats.get("generate_seconds") else None,
         "verifier_outcomes": dict(sorted(outcomes.items())),
         "filter_drops": dict(sorted(drops.items())),
         "example": next(({"problem": r["prompt"], "completion": r["completion"], "answer": r["answer"]}
@@ -249,7 +251,7 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     keys = ["problems", "samples", "errors", "requests", "retries", "distinct_samples_per_problem",
             "problems_with_all_samples_distinct", "identical_samples_share", "reasoning_share", "closed_think_share",
-            "completion_tokens", "generate_seconds", "tokens_per_s", "verifier_outcomes", "filter_drops"]
+            "completion_tokens", "generate_seconds", "stage_wall_seconds", "tokens_per_s", "verifier_outcomes", "filter_drops"]
     for key in keys:
         cells = []
         for b in backends.values():

@@ -112,8 +112,8 @@ def server():
 
 
 def _backend(server, **overrides):
-    config = dict(model="tiny", base_url=server.base_url, api_key_env="DATAGEN_TEST_OPENAI_KEY",
-                  timeout_s=5.0, max_retries=3, backoff_s=0.01, max_backoff_s=0.05)
+    config = {"model": "tiny", "base_url": server.base_url, "api_key_env": "DATAGEN_TEST_OPENAI_KEY",
+                  "timeout_s": 5.0, "max_retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05}
     return make_backend(OpenAIBackendConfig(**{**config, **overrides}))
 
 
@@ -191,3 +191,28 @@ def test_connection_refused_is_an_error_not_a_crash():
     out = backend.generate([GenRequest(prompt="x", n=2, sampling=FAST)])[0].outputs
     assert [o.finish_reason for o in out] == ["error", "error"]
     assert out[0].error.startswith("connection error")
+
+
+def test_stop_string_is_cut_even_when_the_server_ignores_it(server):
+    # This fake, like `transformers serve`, does not apply `stop`: the backend cuts the text itself.
+    plain = _backend(server).generate([GenRequest(prompt="stop test", n=1, sampling=FAST, seeds=(7,))])[0]
+    text = plain.outputs[0].text
+    stop = text[2:4]
+    cut = _backend(server).generate([GenRequest(prompt="stop test", n=1, seeds=(7,),
+                                                sampling=SamplingConfig(max_tokens=8, stop=(stop,)))])[0]
+    assert cut.outputs[0].text == text[: text.find(stop)] and cut.outputs[0].finish_reason == "stop"
+
+
+def test_local_chat_rendering_sends_the_prefilled_prompt_to_completions(server, tmp_path):
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "tok")
+    backend = _backend(server, tokenizer=str(tmp_path / "tok"))
+    messages = [{"role": "user", "content": "render me"}, {"role": "assistant", "content": "<think>"}]
+    result = backend.generate([GenRequest(messages=messages, n=2, sampling=FAST, seeds=(1, 2))])[0]
+    calls = _calls_for(server, "render me")
+    assert [c["path"] for c in calls] == ["/v1/completions"] * 2
+    assert calls[0]["body"]["prompt"] == "<|user|>render me<|end|><|assistant|><think>"
+    assert sorted(c["body"]["seed"] for c in calls) == [1, 2]  # one seed per sample
+    assert result.think_prefilled is True
+    with pytest.raises(ValueError, match="set backend.tokenizer"):
+        _backend(server).generate([GenRequest(messages=messages, n=1, sampling=FAST)])

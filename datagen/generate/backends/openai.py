@@ -133,7 +133,8 @@ class OpenAIBackend:
                 else:
                     status = response.status_code
                     if status == 200:
-                        return dataclasses.replace(self._parse(response, path), attempts=attempt + 1)
+                        out = self._cut_at_stop(self._parse(response, path), request.sampling.stop)
+                        return dataclasses.replace(out, attempts=attempt + 1)
                     detail = f"HTTP {status}: {response.text[:300]}"
                     if status != 429 and status < 500:
                         self.stats["errors"] += 1
@@ -177,6 +178,17 @@ class OpenAIBackend:
             return GenOutput(text, "error", usage.get("prompt_tokens"), usage.get("completion_tokens"),
                              error=f"finish_reason {reason!r}")
         return GenOutput(text, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+    def _cut_at_stop(self, out: GenOutput, stop: tuple[str, ...]) -> GenOutput:
+        """Cut a sample at its first stop string, as the API defines: some servers
+        (``transformers serve``) ignore ``stop`` or return it, and every backend must
+        give the same completion shape."""
+        if out.text is None or not stop or out.finish_reason == "error":
+            return out
+        cuts = [at for at in (out.text.find(s) for s in stop) if at >= 0]
+        if not cuts:
+            return out
+        return dataclasses.replace(out, text=out.text[: min(cuts)], finish_reason="stop")
 
 
 def _seconds(value: str | None) -> float | None:
