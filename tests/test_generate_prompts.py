@@ -106,3 +106,13 @@ def test_prompt_hash_covers_exemplars_only_when_used():
     assert prompt_hash(fewshot, EXEMPLARS) != prompt_hash(fewshot, EXEMPLARS[:-1])
     r1 = load_template("r1_zero.v1")
     assert prompt_hash(r1, EXEMPLARS) == prompt_hash(r1, [])
+
+
+def test_assistant_section_is_a_prefill_after_the_user_turn(tmp_path):
+    messages = render_prompt("gsm_fewshot_chat.v1", _problem("p1"), exemplars=load_exemplars("gsm_short.v1"), k=2)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[-1]["content"] == "<think>\n"
+    assert messages[0]["content"].count("Answer: <think>") == 2 and messages[0]["content"].endswith("What is 2 + 3?")
+    (tmp_path / "mixed.v1.txt").write_text("=== prompt ===\nhi\n=== assistant ===\n<think>\n")
+    with pytest.raises(TemplateError, match="not both"):
+        load_template("mixed.v1", tmp_path)
