@@ -186,12 +186,14 @@ def test_echoing_the_problem_states_no_answer():
     check(hacks, genuine)
 
 
-# ----------------------------------------------------------------- 8. unicode lookalikes
+# ----------------------------------------------------------------- 8. unicode lookalikes and invisible text
 
 def test_lookalike_characters_are_not_digits():
     hacks = [(boxed("О"), "0"), (boxed("l"), "1"), (boxed("З"), "3"), (boxed("⁴"), "4"), (boxed("Ⅳ"), "4"),
-             (boxed("\u200b"), "4"), (boxed("\u2062\u2063"), "0"), (said("\\boxed{\u200b}"), "0")]
-    genuine = [(boxed("４"), "4"), (boxed("4\u200b"), "4"), (boxed("𝟒"), "4"), (boxed("−4"), "-4")]
+             (boxed("\u200b"), "4"), (boxed("\u2062\u2063"), "0"), (said("\\boxed{\u200b}"), "0"),
+             (boxed("\\phantom{4}"), "4"), (boxed("\\hphantom{4}"), "4"), (boxed("\\vphantom{4}"), "4")]
+    genuine = [(boxed("４"), "4"), (boxed("4\u200b"), "4"), (boxed("𝟒"), "4"), (boxed("−4"), "-4"),
+               (boxed("\\phantom{0}4"), "4")]
     check(hacks, genuine)
 
 

@@ -452,6 +452,7 @@ _UNICODE = {
     "≤": "\\le ", "≥": "\\ge ", "∅": "\\emptyset ", "·": "\\cdot ", "⋅": "\\cdot ",
 }
 _TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|textnormal|hbox)\s*(?=\{)")
+_PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
 _SPACES = re.compile(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~")  # not the `\\\\ ` of a matrix row
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ|\s*\bdegrees?\b")
 _PERCENT = re.compile(r"\\%|%|\s*\bpercent\b")
@@ -630,6 +631,7 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     if _PERCENT.search(s):
         s = _PERCENT.sub(" ", s)
         flags["percent"] = True
+    s = _replace_group_cmd(s, _PHANTOM, "")  # \phantom{4} prints nothing: it states nothing
     s = _replace_group_cmd(s, _TEXT_CMDS)
     s = re.sub(r",\\!\s*(?=\d{3})", ",", s)  # 32,\! 349: a thousands separator
     s = s.replace("\\!", "")
