@@ -9,8 +9,13 @@ so GRPO's group-normalised advantage is zero for them and they teach nothing).
 Whether a sample is accepted was decided by the verify stage
 (``datagen.verify.stage.accept``); this module only reads ``accepted``.
 
-Plain Python on polars, no Prefect (STYLE.md habit 12): ``flows/select.py``
-calls ``select`` on one in-memory frame.
+Plain Python on polars, no Prefect (STYLE.md habit 12). Memory is bounded by
+the decision, not the text: ``decide`` reads only the columns a decision needs
+(ids, verdict, drop, lengths — ``completion`` only as its length, computed by
+polars' streaming engine) and returns which rows to keep; ``stream_selected``
+then copies the kept rows of a version shard by shard (``flows/select.py``),
+so RSS stays flat however long the completions are. ``select`` is the same
+decision applied to one in-memory frame.
 
 Counting rules (the contract):
 
@@ -106,15 +111,62 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
     undecided, dropped, selected, acceptance_rate per domain) and ``config``.
     """
     config = config or SelectConfig()
-    frame = _with_defaults(as_frame(samples))
+    lazy = samples.lazy() if isinstance(samples, (pl.DataFrame, pl.LazyFrame)) else as_frame(samples).lazy()
+    decision = decide(lazy, config)
+    frame = lazy.collect()
+    selected = (
+        frame.with_row_index("_row")
+        .join(decision.keep, on="_row", how="inner")
+        .sort("_order")
+        .drop("_row", "_order")
+    )
+    return SelectResult(selected=selected, grpo_prompts=decision.grpo_prompts, stats=decision.stats)
+
+
+@dataclasses.dataclass
+class Decision:
+    """What ``decide`` chose. ``keep``: ``_row`` (position in the input), ``pass_rate``
+    and ``_order`` (problem_id, then tie-break rank) of each selected row;
+    ``grpo_prompts`` and ``stats`` as in ``SelectResult``."""
+
+    keep: pl.DataFrame
+    grpo_prompts: pl.DataFrame
+    stats: dict[str, Any]
+
+    def rows_of_shard(self, offset: int, rows: int) -> tuple[pl.Series, pl.Series]:
+        """(row indices within a shard that starts at input row ``offset``, their pass rates), in input order."""
+        part = self.keep.filter(pl.col("_row").is_between(offset, offset + rows - 1)).sort("_row")
+        return (part["_row"] - offset).cast(pl.Int64), part["pass_rate"]
+
+
+#: Columns ``decide`` reads per row (``completion`` only as its length).
+DECISION_COLUMNS: tuple[str, ...] = ("problem_id", "sample_id", "accepted", "drop", "completion_tokens", "domain")
+
+
+def decide(samples: pl.LazyFrame, config: SelectConfig | None = None) -> Decision:
+    """Rejection sampling from the decision columns only (see the module docstring).
+
+    ``samples`` is a lazy frame over the version (``Store.scan``); its text is
+    never collected: per row only ``DECISION_COLUMNS`` and the completion's
+    length, then the problem columns of the GRPO band's problems (one row each).
+    Rows are identified by their position in ``samples`` (``Decision.keep._row``)."""
+    config = config or SelectConfig()
+    schema = samples.collect_schema()
+    for name in ("problem_id", "sample_id", "accepted"):
+        if name not in schema:
+            raise ValueError(f"select needs a {name!r} column; got columns {list(schema.names())}")
+    chars = (pl.col("completion").str.len_chars() if "completion" in schema and schema["completion"] != pl.Null
+             else pl.lit(None, dtype=pl.UInt32))
+    light = samples.select([c for c in DECISION_COLUMNS if c in schema]
+                           + [chars.cast(pl.Int64).alias("_chars")]).with_row_index("_row")
+    frame = _with_defaults(light.collect(engine="streaming"))
 
     judged = pl.col("accepted").is_not_null()
     is_accepted = pl.col("accepted").fill_null(False)
     per_problem = (
         frame.group_by("problem_id")
         .agg(
-            [pl.col(c).first() for c in PROBLEM_COLUMNS[1:] if c in frame.columns]
-            + [
+            [
                 pl.len().alias("n_samples"),
                 judged.sum().alias("n_judged"),
                 is_accepted.sum().alias("n_accepted"),
@@ -135,16 +187,25 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
     )
 
     selected = _pick(frame.filter(is_accepted & pl.col("drop").is_null()), config)
-    selected = selected.join(per_problem.select("problem_id", "pass_rate"), on="problem_id", how="left")
+    selected = selected.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_order")).join(
+        per_problem.select("problem_id", "pass_rate"), on="problem_id", how="left").sort("_order")
 
     in_band = (
         (pl.col("n_judged") >= config.min_judged)
         & (pl.col("pass_rate") >= config.band_low - _BAND_EPS)
         & (pl.col("pass_rate") <= config.band_high + _BAND_EPS)
     )
-    problem_cols = [c for c in PROBLEM_COLUMNS if c in per_problem.columns]
+    band = per_problem.filter(in_band).select("problem_id", "pass_rate", "n_samples", "n_judged", "n_accepted")
+    # The problem columns (prompt, answer, tests) of the band's problems only: one row per problem.
+    problem_cols = [c for c in PROBLEM_COLUMNS if c in schema]
+    problems = (
+        samples.select(problem_cols)
+        .join(band.lazy().select("problem_id"), on="problem_id", how="semi")
+        .unique(subset="problem_id", keep="first", maintain_order=True)
+        .collect(engine="streaming")
+    )
     grpo_prompts = (
-        per_problem.filter(in_band)
+        band.join(problems, on="problem_id", how="left")
         .select(problem_cols + ["pass_rate", "n_samples", "n_judged", "n_accepted"])
         # A problem row's sample_id is its problem_id (the record contract).
         .with_columns(pl.col("problem_id").alias("sample_id"))
@@ -154,6 +215,7 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
     )
 
     stats = _select_stats(frame, per_problem, selected, grpo_prompts, config)
+    keep = selected.select("_row", "pass_rate", "_order")
     log.info(
         "select: %d problems, %d samples -> %d selected, %d GRPO prompts",
         stats["problems"],
@@ -161,7 +223,7 @@ def select(samples: Rows, config: SelectConfig | None = None) -> SelectResult:
         stats["selected"],
         stats["grpo_prompts"],
     )
-    return SelectResult(selected=selected, grpo_prompts=grpo_prompts, stats=stats)
+    return Decision(keep=keep, grpo_prompts=grpo_prompts, stats=stats)
 
 
 def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
@@ -176,7 +238,7 @@ def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
         ("accepted", pl.Boolean),
         ("drop", pl.String),
         ("completion_tokens", pl.Int64),
-        ("completion", pl.String),
+        ("_chars", pl.Int64),
         ("domain", pl.String),
     ):
         if name not in frame.columns:
@@ -193,7 +255,7 @@ def _pick(candidates: pl.DataFrame, config: SelectConfig) -> pl.DataFrame:
         keys = [
             pl.col("problem_id"),
             pl.col("completion_tokens"),
-            pl.col("completion").str.len_chars(),
+            pl.col("_chars"),
             pl.col("sample_id"),
         ]
         ordered = candidates.sort(keys, nulls_last=True)
@@ -266,4 +328,4 @@ def _decimals(bins: int) -> int:
     return 1 if 10 % bins == 0 else (2 if 100 % bins == 0 else 3)
 
 
-__all__ = ["PROBLEM_COLUMNS", "SelectConfig", "SelectResult", "select"]
+__all__ = ["DECISION_COLUMNS", "PROBLEM_COLUMNS", "Decision", "SelectConfig", "SelectResult", "decide", "select"]

@@ -3,8 +3,10 @@
 Writes two versions: the selected samples (up to k accepted, not-dropped
 samples per problem) and the GRPO prompt set (problems whose pass rate lies
 in the band, with their pass rates). Selection is per problem across the
-whole version, so it runs as one task over a projection of the columns it
-needs — the text columns are read only for the rows kept.
+whole version, so it runs as one task: it decides over a projection of the
+columns it needs (``datagen.select.decide``), then copies the kept rows shard
+by shard in input order — the text is read once, one shard at a time, so
+memory stays flat whatever the version's size.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class SelectParams(StageParams):
 
 @task(cache_policy=NO_CACHE)
 def select_task(params: SelectParams) -> dict[str, str]:
-    from datagen.select import select
+    from datagen.select import decide
 
     run = open_stage(params, "select", [params.input])
     writer = run.writer(params.output)
@@ -36,10 +38,10 @@ def select_task(params: SelectParams) -> dict[str, str]:
     if writer.committed is not None and pwriter.committed is not None:
         logger().info("select: %s already committed; nothing to do", writer.committed.ref)
         return {"selected": writer.committed.ref, "grpo_prompts": pwriter.committed.ref}
-    result = select(run.store.scan(run.source), params.select)
+    result = decide(run.store.scan(run.source), params.select)
     stats = {"select": result.stats}
     if writer.committed is None:
-        writer.write(_rows(result.selected))
+        _write_selected(run, result, writer)
         selected = writer.commit(stats=stats)
     else:
         selected = writer.committed
@@ -51,6 +53,23 @@ def select_task(params: SelectParams) -> dict[str, str]:
     publish("select", selected, stats)
     publish("select-prompts", prompts, {"rows": prompts.rows})
     return {"selected": selected.ref, "grpo_prompts": prompts.ref}
+
+
+def _write_selected(run, decision, writer) -> None:
+    """Copy the kept rows shard by shard (input order), adding ``pass_rate``: one shard in memory at a time."""
+    import polars as pl
+    import pyarrow as pa
+
+    offset, wrote = 0, False
+    for i, shard in enumerate(run.source.shards):
+        rows, rates = decision.rows_of_shard(offset, shard.rows)
+        offset += shard.rows
+        last = i == len(run.source.shards) - 1
+        if rows.len() == 0 and (wrote or not last):
+            continue
+        table = run.store.read_shard(shard.path).take(pa.array(rows.to_numpy()))
+        writer.write(pl.from_arrow(table).with_columns(rates.cast(pl.Float64).alias("pass_rate")))
+        wrote = True
 
 
 def _rows(data):

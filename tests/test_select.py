@@ -278,3 +278,71 @@ def test_accept_then_select_end_to_end():
     result = select(accept(rows).rows, SelectConfig(k=1))
     assert result.selected["sample_id"].to_list() == ["p:0"]
     assert result.grpo_prompts["pass_rate"].to_list() == [pytest.approx(2 / 3)]
+
+
+# --------------------------------------------------------------------------- bounded memory: decide, then stream
+
+
+def _shuffled_rows(n_problems: int = 30):
+    import random
+
+    rows = []
+    for p in range(n_problems):
+        for k in range(6):
+            accepted = [True, False, None][(p * 7 + k) % 3] if p % 5 else True
+            rows.append(sample(f"p{p:02d}", k, accepted, tokens=(p * 13 + k * 7) % 40 + 1,
+                               drop="repetition:loop" if (p + k) % 11 == 0 else None))
+    random.Random(0).shuffle(rows)  # a problem's samples spread over shards, as after a sharded generate
+    return rows
+
+
+def test_decide_reads_decision_columns_and_keeps_the_rows_select_keeps():
+    from datagen.select import decide
+
+    rows = _shuffled_rows()
+    frame = pl.DataFrame(rows)
+    full = select(frame, SelectConfig(k=2))
+    decision = decide(frame.lazy(), SelectConfig(k=2))
+    kept = frame.with_row_index("_row").join(decision.keep, on="_row").sort("_order")
+    assert kept["sample_id"].to_list() == full.selected["sample_id"].to_list()
+    assert decision.stats == full.stats and decision.grpo_prompts.equals(full.grpo_prompts)
+    assert 0 < full.selected.height < frame.height and full.grpo_prompts.height > 0
+    # The completion is read only as its length: the decision frames hold no text column.
+    assert "completion" not in decision.keep.columns and "prompt" not in decision.keep.columns
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("tie_break", ["shortest", "random"])
+def test_select_flow_streams_shards_and_writes_the_same_rows_as_in_memory_select(tmp_path, tie_break):
+    from datagen.store import Store
+    from flows.select import SelectParams, select_flow
+
+    rows = _shuffled_rows()
+    store = Store(str(tmp_path))
+    writer = store.writer("filtered", stage="filter")
+    for i in range(0, len(rows), 40):  # 5 shards, the last one short
+        writer.write_shard(f"part-{i // 40:05d}", rows[i:i + 40])
+    source = writer.commit().ref
+    config = SelectConfig(k=2, tie_break=tie_break, seed=3)
+    out = select_flow(SelectParams(root=str(tmp_path), input=source, select=config))
+    written = store.scan(out["selected"]).collect()
+    expected = select(pl.DataFrame(rows), config).selected
+    key = ["sample_id"]
+    assert written.sort(key).select(expected.columns).equals(expected.sort(key).select(expected.columns))
+    assert store.resolve(out["selected"]).stats["select"]["selected"] == expected.height
+    prompts = store.scan(out["grpo_prompts"]).collect()
+    assert prompts["problem_id"].to_list() == select(pl.DataFrame(rows), config).grpo_prompts["problem_id"].to_list()
+    assert prompts["prompt"].to_list() == [f"problem {p}" for p in prompts["problem_id"].to_list()]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_select_flow_with_nothing_selected_writes_an_empty_version(tmp_path):
+    from datagen.store import Store
+    from flows.select import SelectParams, select_flow
+
+    store = Store(str(tmp_path))
+    writer = store.writer("filtered", stage="filter")
+    writer.write_shard("part-00000", problem("a", 0, 3))
+    writer.write_shard("part-00001", problem("b", 0, 2))
+    out = select_flow(SelectParams(root=str(tmp_path), input=writer.commit().ref))
+    assert store.resolve(out["selected"]).rows == 0
