@@ -51,6 +51,9 @@ FLOWS: dict[str, FlowEntry] = {
                          "Non-reasoning problems: writing, factual QA, self-cognition, translation."),
     "import_chat": FlowEntry("flows/general.py:import_chat_flow", "ImportChatParams", None,
                              "Import chat-format SFT data as a non-reasoning version."),
+    # No on-demand deployment yet (pool None): run it with ``datagen run eval``.
+    "eval": FlowEntry("flows/eval.py:eval_flow", "EvalParams", None,
+                      "R1's pass@1 (mean over k samples) and maj@k of a model on a problems version."),
     "pipeline": FlowEntry("flows/pipeline.py:pipeline_flow", "PipelineParams", None,
                           "The whole pipeline (scheduled nightly by flows.deploy)."),
 }
