@@ -150,7 +150,7 @@ class WorkerPool:
         if len(self.workers) == 1 or len(jobs) <= 1:
             return [self.workers[0].judge(g, a, timeout_s) for g, a in jobs]
         free: queue.Queue[SymbolicWorker] = queue.Queue()
-        for w in self.workers:
+        for w in sorted(self.workers, key=lambda w: w.pid is None):  # running ones first: few jobs start none
             free.put(w)
 
         def run(job: tuple[list[str], list[str]]) -> tuple[str, bool | None, str]:
@@ -160,7 +160,7 @@ class WorkerPool:
             finally:
                 free.put(w)
 
-        with ThreadPoolExecutor(max_workers=len(self.workers)) as ex:
+        with ThreadPoolExecutor(max_workers=min(len(self.workers), len(jobs))) as ex:
             return list(ex.map(run, jobs))
 
     def pids(self) -> list[int]:

@@ -1377,10 +1377,9 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
     if pending:
         from datagen.verify._math_worker import shared_pool
 
-        # default: one worker per CPU (as `datagen verify --workers`), never more
-        # than there are jobs; a worker's process starts only when it gets one
-        n = int(workers) if workers else min(os.cpu_count() or 1, 8)
-        pool = shared_pool(max(1, min(n, len(pending))) if not workers else max(1, n))
+        # default: one worker per CPU (as `datagen verify --workers`); a worker's
+        # process starts only when it first gets a job, so few jobs start few
+        pool = shared_pool(max(1, int(workers) if workers else min(os.cpu_count() or 1, 8)))
         results = pool.judge_many([(job.golds, job.answers) for _, job in pending], timeout_s)
         for (i, job), (status, result, detail) in zip(pending, results):
             if status == "ok":
