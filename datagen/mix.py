@@ -38,7 +38,10 @@ Output rows: ``problem_id``, ``sample_id``, ``source``, ``domain``,
 ``list<struct{role: str, content: str}>`` column (polars, pyarrow, Parquet and
 ``datasets`` read it natively).
 
-Plain Python on polars, no Prefect; ``flows/mix.py`` calls ``mix``. Mix takes
+Plain Python on polars, no Prefect. ``mix`` works on frames in memory;
+``mix_streaming`` makes the same rows in bounded memory (decide on ids and
+keys, then build the chosen rows batch by batch with an on-disk shuffle) and is
+what ``flows/mix.py`` calls. Mix takes
 the rows it is given: accepting and filtering happened upstream.
 """
 
@@ -47,6 +50,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -157,8 +163,17 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         given[kind] = frame.height
         part, skipped[kind] = _conversations(frame, kind, config)
         parts.append(part)
-    candidates = pl.concat(parts, how="vertical")
+    mixed, stats = _choose(pl.concat(parts, how="vertical"), given, skipped, config)
+    rows = mixed.with_columns(_messages_column(mixed, config)).select(OUTPUT_COLUMNS)
+    return MixResult(rows=rows, stats=stats)
 
+
+def _choose(candidates: pl.DataFrame, given: dict[str, int], skipped: dict[str, dict[str, int]],
+            config: MixConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Dedup, cut each kind to its target and shuffle: the chosen candidates in output order, and the stats.
+
+    Reads only ids, kind, ``_key``/``_key64`` and the count columns, so the streaming
+    mix calls it on candidates without their text."""
     # Dedup: reasoning copy first, then smallest sample_id, whatever the input order.
     before = candidates.height
     candidates = (
@@ -198,7 +213,7 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         chosen.append(part)
     mixed = pl.concat(chosen, how="vertical")
     mixed = mixed.with_columns(seeded_rank(mixed["_key64"], config.seed, salt=2).alias("_order")).sort("_order")
-    rows = mixed.with_columns(_messages_column(mixed, config)).select(OUTPUT_COLUMNS)
+    rows = mixed  # the stats below read only the metadata columns
 
     stats = {
         "input": given,
@@ -217,7 +232,83 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
         "config": config.model_dump(),
     }
     log.info("mix: %d rows (%s), %d duplicates removed", rows.height, taken, duplicates)
-    return MixResult(rows=rows, stats=stats)
+    return mixed, stats
+
+
+#: A source of rows for ``mix_streaming``: its kind, and a callable that yields its rows as frames, in the
+#: same order each time it is called (a version's shards read batch by batch).
+Source = tuple[str, Callable[[], Iterable[pl.DataFrame]]]
+
+#: Text columns the candidates of ``mix_streaming``'s first pass drop (kept: ids, kind, key, position).
+_TEXT = ("prompt", "_history", "_content")
+
+
+def mix_streaming(sources: Sequence[Source], write: Callable[[pl.DataFrame], None],
+                  config: MixConfig | None = None, *, spill_dir: str | os.PathLike,
+                  bucket_rows: int = 20_000) -> dict[str, Any]:
+    """``mix`` in bounded memory, for versions of any size; returns ``mix``'s stats.
+
+    Pass 1 reads each source batch by batch and keeps, per usable row, only its
+    ids, kind, dedup key and position — never its text — then dedups, cuts and
+    shuffles those (``_choose``, the same decision as ``mix``). Pass 2 reads the
+    sources again, builds the chosen rows' messages batch by batch and spills
+    them to Parquet under ``spill_dir`` in buckets of ``bucket_rows`` consecutive
+    output positions; each bucket is then sorted and handed to ``write`` in turn.
+    Memory: one input batch or one bucket at a time. The rows written, in order,
+    equal ``mix(...).rows`` over the same inputs (several sources of one kind are
+    concatenated, as ``mix`` is given them)."""
+    config = config or MixConfig()
+    parts: list[pl.DataFrame] = []
+    given = {kind: 0 for kind in KINDS}
+    skipped: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    for src, (kind, batches) in enumerate(sources):
+        if kind not in KINDS:
+            raise ValueError(f"mix source {src} has kind {kind!r}; use one of {KINDS}")
+        offset = 0
+        for batch in batches():
+            part, skips = _conversations(batch, kind, config)
+            parts.append(part.drop(_TEXT).with_columns(pl.lit(src, dtype=pl.Int32).alias("_src"),
+                                                            (pl.col("_row") + offset).alias("_row")))
+            given[kind] += batch.height
+            offset += batch.height
+            for reason, n in skips.items():
+                skipped[kind][reason] = skipped[kind].get(reason, 0) + n
+    skipped = {kind: dict(sorted(v.items())) for kind, v in skipped.items()}
+    empty = _conversations(pl.DataFrame(schema={c: pl.String for c in ("problem_id", "sample_id", "prompt")}),
+                           "reasoning", config)[0].drop(_TEXT).with_columns(
+        pl.lit(0, dtype=pl.Int32).alias("_src"))
+    candidates = pl.concat([empty, *parts], how="vertical_relaxed")
+    chosen, stats = _choose(candidates, given, skipped, config)
+    chosen = chosen.select("_src", "_row", pl.int_range(pl.len(), dtype=pl.Int64).alias("_pos"))
+    del parts, candidates
+
+    spill = Path(spill_dir)
+    spill.mkdir(parents=True, exist_ok=True)
+    buckets: set[int] = set()
+    for src, (kind, batches) in enumerate(sources):
+        wanted = chosen.filter(pl.col("_src") == src)
+        offset, n = 0, 0
+        for batch in batches():
+            here = wanted.filter(pl.col("_row").is_between(offset, offset + batch.height - 1)).sort("_row")
+            if here.height:
+                rows = batch[(here["_row"] - offset).to_list()]
+                part, _ = _conversations(rows, kind, config)
+                part = part.with_columns(_messages_column(part, config)).select(
+                    *OUTPUT_COLUMNS, here["_pos"].alias("_pos"))
+                part = part.with_columns((pl.col("_pos") // bucket_rows).alias("_bucket"))
+                for (bucket,), piece in part.partition_by("_bucket", as_dict=True, include_key=False).items():
+                    piece.write_parquet(spill / f"b{bucket:06d}-s{src:03d}-{n:06d}.parquet")
+                    buckets.add(bucket)
+                    n += 1
+            offset += batch.height
+    if not buckets:  # nothing chosen: still one (empty) write, so the version has its columns
+        write(pl.DataFrame(schema={c: MESSAGES_DTYPE if c == "messages" else pl.String for c in OUTPUT_COLUMNS}))
+    for bucket in sorted(buckets):
+        files = sorted(spill.glob(f"b{bucket:06d}-*.parquet"))
+        write(pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed").sort("_pos").drop("_pos"))
+        for f in files:
+            f.unlink()
+    return stats
 
 
 def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -285,6 +376,7 @@ def _conversations(frame: pl.DataFrame, kind: str, config: MixConfig) -> tuple[p
         pl.Series("_history", history, dtype=MESSAGES_DTYPE),
         pl.Series("_content", contents, dtype=pl.String),
         pl.Series("_key", keys, dtype=pl.Binary),
+        pl.Series("_row", keep, dtype=pl.Int64),
     ).with_columns(pl.col("_key").bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("_key64"))
     return part, dict(sorted(skipped.items()))
 
@@ -357,4 +449,5 @@ __all__ = [
     "MixResult",
     "assistant_text",
     "mix",
+    "mix_streaming",
 ]

@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 
-from datagen.config import where
+from datagen.config import how, where
 from datagen.mix import MixConfig
 from flows.common import StageParams, open_stage, publish
 
@@ -24,6 +24,10 @@ class MixParams(StageParams):
     non_reasoning: list[str] = where([])  # pydantic copies the default per instance
     output: str = where("sft-mix")
     mix: MixConfig = Field(default_factory=MixConfig)
+    #: rows read (and written) at once; memory grows with it, never with the versions' size
+    batch_rows: int = how(20_000, ge=1)
+    #: local folder for the shuffle's spill files (None = the system's temporary folder)
+    spill_dir: str | None = how(None)
 
     @field_validator("non_reasoning", mode="before")
     @classmethod
@@ -33,25 +37,38 @@ class MixParams(StageParams):
 
 @task(cache_policy=NO_CACHE)
 def mix_task(params: MixParams) -> str:
-    from datagen.mix import mix
+    from datagen.mix import mix_streaming
 
     run = open_stage(params, "mix", [params.reasoning, *params.non_reasoning])
     writer = run.writer(params.output)
     if run.done(writer):
         return writer.committed.ref
-    reasoning, *non_reasoning = run.parents
-    import polars as pl
+    import tempfile
 
-    # The non-reasoning versions differ in their columns (samples, imported chats, references).
-    nr = pl.concat([run.store.scan(m).collect() for m in non_reasoning], how="diagonal_relaxed") \
-        if non_reasoning else []
-    result = mix(run.store.scan(reasoning), nr, params.mix)
-    rows = result.rows.collect() if hasattr(result.rows, "collect") else result.rows
-    writer.write(rows)
-    stats = {"mix": result.stats}
+    reasoning, *non_reasoning = run.parents
+    # Each version read batch by batch (the non-reasoning ones differ in their columns: samples,
+    # imported chats, references); mix_streaming reads each twice and spills its shuffle to disk.
+    sources = [("reasoning", _batches(run.store, reasoning, params.batch_rows))]
+    sources += [("non_reasoning", _batches(run.store, m, params.batch_rows)) for m in non_reasoning]
+    with tempfile.TemporaryDirectory(prefix="datagen-mix-", dir=params.spill_dir) as spill:
+        mix_stats = mix_streaming(sources, writer.write, params.mix, spill_dir=spill, bucket_rows=params.batch_rows)
+    stats = {"mix": mix_stats}
     manifest = writer.commit(stats=stats)
     publish("mix", manifest, stats)
     return manifest.ref
+
+
+def _batches(store, manifest, batch_rows: int):
+    """A callable yielding the version's rows as frames of up to ``batch_rows``, shard by shard, same order each call."""
+    def batches():
+        import polars as pl
+        import pyarrow.parquet as pq
+
+        for shard in manifest.shards:
+            with store._open(shard.path) as fh:
+                for batch in pq.ParquetFile(fh).iter_batches(batch_size=batch_rows):
+                    yield pl.from_arrow(batch)
+    return batches
 
 
 @flow(name="mix")

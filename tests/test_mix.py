@@ -234,3 +234,83 @@ def test_messages_round_trip_through_parquet(tmp_path):
     write_records(tmp_path / "mix2.parquet", rows.to_dicts())
     assert [r["messages"] for r in read_records(tmp_path / "mix2.parquet")] == rows["messages"].to_list()
     assert pl.read_parquet(tmp_path / "mix2.parquet").schema["messages"] == MESSAGES_DTYPE
+
+
+# --------------------------------------------------------------------------- bounded memory
+
+
+def _mixed_inputs():
+    """Reasoning rows with duplicates and unusable ones; two non-reasoning sources with different columns."""
+    reasoning = [reasoning_row(i) for i in range(40)]
+    reasoning += [reasoning_row(i, prompt=f"Compute {i} + 1.") | {"sample_id": f"r{i}:1"} for i in range(5)]  # dups
+    reasoning += [reasoning_row(100 + i, completion="no think here") for i in range(3)]  # no reasoning
+    generated = [plain_row(i, completion=f"<think>short</think>Answer {i}") | {"accepted": i % 4 != 0, "cot": "none"}
+                 for i in range(20)]
+    chats = [{"problem_id": f"c{i}", "sample_id": f"c{i}", "source": "chat", "domain": "general", "language": "de",
+              "prompt": f"Und {i}?", "summary": f"Antwort {i}",
+              "messages": [{"role": "user", "content": "Hallo"}, {"role": "assistant", "content": "Hi"},
+                           {"role": "user", "content": f"Und {i}?"}, {"role": "assistant", "content": f"Antwort {i}"}]
+              if i % 2 else None} for i in range(10)]
+    return reasoning, generated, chats
+
+
+def _batched(rows, size):
+    def batches():
+        for i in range(0, len(rows), size):
+            yield pl.DataFrame(rows[i:i + size], infer_schema_length=None)
+    return batches
+
+
+@pytest.mark.parametrize("config", [
+    MixConfig(reasoning_count=30, non_reasoning_count=12, seed=5),
+    MixConfig(reasoning_count=500, non_reasoning_count=500, system_prompt="Be brief.", format="cold_start"),
+])
+def test_streaming_mix_writes_the_rows_of_the_in_memory_mix_in_the_same_order(tmp_path, config):
+    from datagen.mix import mix_streaming
+
+    reasoning, generated, chats = _mixed_inputs()
+    expected = mix(reasoning, pl.concat([pl.DataFrame(generated), pl.DataFrame(chats, infer_schema_length=None)],
+                                        how="diagonal_relaxed"), config)
+    written = []
+    stats = mix_streaming([("reasoning", _batched(reasoning, 7)), ("non_reasoning", _batched(generated, 6)),
+                           ("non_reasoning", _batched(chats, 4))], written.append, config,
+                          spill_dir=tmp_path / "spill", bucket_rows=5)
+    got = pl.concat(written)
+    assert len(written) > 1  # several buckets, each sorted on its own
+    assert got.equals(expected.rows)
+    assert stats == expected.stats
+    assert stats["duplicates_removed"] == 5 and stats["skipped"]["reasoning"] == {"no_reasoning": 3}
+    assert list((tmp_path / "spill").iterdir()) == []  # the spill is cleaned up
+
+
+def test_streaming_mix_rejects_an_unknown_kind(tmp_path):
+    from datagen.mix import mix_streaming
+
+    with pytest.raises(ValueError, match="kind 'chat'"):
+        mix_streaming([("chat", _batched([reasoning_row(0)], 1))], print, spill_dir=tmp_path)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_mix_flow_streams_sharded_versions_to_the_rows_of_the_in_memory_mix(tmp_path):
+    from datagen.store import Store
+    from flows.mix import MixParams, mix_flow
+
+    reasoning, generated, chats = _mixed_inputs()
+    store = Store(str(tmp_path / "store"))
+    refs = []
+    for name, rows in (("selected", reasoning), ("general", generated), ("chats", chats)):
+        writer = store.writer(name, stage="test")
+        for i in range(0, len(rows), 9):
+            writer.write_shard(f"part-{i // 9:05d}", rows[i:i + 9])
+        refs.append(writer.commit().ref)
+    config = MixConfig(reasoning_count=25, non_reasoning_count=10, seed=2)
+    out = mix_flow(MixParams(root=str(tmp_path / "store"), reasoning=refs[0], non_reasoning=refs[1:], mix=config,
+                             batch_rows=4, spill_dir=str(tmp_path)))
+    expected = mix(reasoning, pl.concat([pl.DataFrame(generated), pl.DataFrame(chats, infer_schema_length=None)],
+                                        how="diagonal_relaxed"), config)
+    got = store.scan(out).collect()
+    assert got.select(expected.rows.columns).equals(expected.rows)
+    assert store.resolve(out).stats["mix"]["taken"] == {"reasoning": 25, "non_reasoning": 10}
+    empty = mix_flow(MixParams(root=str(tmp_path / "store"), reasoning=refs[0], mix={"reasoning_count": 0,
+                                                                                     "non_reasoning_count": 0}))
+    assert store.resolve(empty).rows == 0
