@@ -37,6 +37,8 @@ class _TrainCommon(_Config):
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     gradient_checkpointing: bool = how(False)
+    fsdp: bool = how(False, description="with several processes: shard parameters, gradients and optimizer state "
+                     "(torch FSDP2 fully_shard; CPU/gloo or GPUs) instead of replicating them (DDP)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto = bf16 autocast on a CUDA GPU that supports it, fp32 otherwise"
     )

@@ -50,6 +50,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    prepare_training,
     push_final_model,
     run_cli,
     save_checkpoint,
@@ -272,7 +273,7 @@ def train_grpo(
     step, consumed = 0, 0
     ckpt = latest_checkpoint(out_dir) if cfg.resume else None
     if ckpt is not None:
-        state = load_checkpoint(accelerator, ckpt)
+        state = load_checkpoint(accelerator, ckpt, (run.model, run.optimizer, run.scheduler))
         step, consumed = state["step"], state["prompts_consumed"]
         log.info("resumed from %s at step %d", ckpt, step)
     sampler_data = PromptSampler(len(rows), cfg.seed, consumed)
@@ -294,9 +295,11 @@ def train_grpo(
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             metrics_log.log(m)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-            save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
+            save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints,
+                            (run.model, run.optimizer, run.scheduler))
 
-    save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints)
+    save_checkpoint(accelerator, out_dir, step, {"prompts_consumed": sampler_data.consumed}, cfg.keep_checkpoints,
+                            (run.model, run.optimizer, run.scheduler))
     final = save_final_model(accelerator, run.model, run.tokenizer, out_dir)
     model_ref = push_final_model(accelerator, cfg, final, stage="grpo")  # NAME@VERSION when push_to_store is set
     return GRPOResult(out_dir, final, step, dict(metrics_log.last), history, model_ref)
@@ -321,9 +324,8 @@ def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
     if cfg.beta > 0:  # the reference is the starting policy, frozen; never loaded when beta == 0
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     model.train()
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, cfg.max_steps * cfg.mu)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler = prepare_training(accelerator, cfg, model, lambda m: (
+        opt := build_optimizer(m, cfg), build_scheduler(opt, cfg, cfg.max_steps * cfg.mu)))
     if ref_model is not None:
         ref_model = ref_model.to(accelerator.device)
     sampler = HFSampler(cfg, tokenizer)

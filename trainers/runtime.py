@@ -101,11 +101,18 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return max(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Save model/optimizer/scheduler/RNG via accelerate, then ``trainer_state.json``
-    last (its presence marks the checkpoint complete); prune old ones."""
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[str, Any], keep: int,
+                    parts: tuple | None = None) -> Path:
+    """Save model/optimizer/scheduler/RNG via accelerate (or, for a model sharded by
+    ``trainers.fsdp``, as per-rank shards: pass ``parts=(model, optimizer, scheduler)``),
+    then ``trainer_state.json`` last (its presence marks the checkpoint complete); prune old ones."""
     path = Path(output_dir) / f"{CHECKPOINT_PREFIX}{step}"
-    accelerator.save_state(str(path))
+    if parts is not None and _sharded(parts[0]):
+        from trainers.fsdp import save_sharded
+
+        save_sharded(path, *parts)
+    else:
+        accelerator.save_state(str(path))
     if accelerator.is_main_process:
         tmp = path / "trainer_state.json.tmp"
         tmp.write_text(json.dumps({"step": step, **state}, indent=1))
@@ -120,8 +127,20 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[
     return path
 
 
-def load_checkpoint(accelerator, path: Path) -> dict[str, Any]:
-    accelerator.load_state(str(path))
+def _sharded(model) -> bool:
+    from trainers.fsdp import is_sharded
+
+    return is_sharded(model)
+
+
+def load_checkpoint(accelerator, path: Path, parts: tuple | None = None) -> dict[str, Any]:
+    """Restore a ``save_checkpoint`` (same ``parts`` as when saved); returns its trainer state."""
+    if parts is not None and _sharded(parts[0]):
+        from trainers.fsdp import load_sharded
+
+        load_sharded(path, *parts)
+    else:
+        accelerator.load_state(str(path))
     return json.loads((path / "trainer_state.json").read_text())
 
 
@@ -129,12 +148,31 @@ def save_final_model(accelerator, model, tokenizer, output_dir: str | Path) -> P
     """The trained model as a plain ``save_pretrained`` dir (``<output_dir>/final``)."""
     path = Path(output_dir) / "final"
     unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)  # gathers FSDP shards on rank 0
+    if _sharded(model):
+        from trainers.fsdp import full_state_dict
+
+        state_dict = full_state_dict(model)  # gathered on rank 0
+    else:
+        state_dict = accelerator.get_state_dict(model)  # gathers FSDP shards on rank 0
     if accelerator.is_main_process:
         unwrapped.save_pretrained(path, state_dict=state_dict)
         tokenizer.save_pretrained(path)
     accelerator.wait_for_everyone()
     return path
+
+
+def prepare_training(accelerator, cfg, model, optimizer_and_scheduler):
+    """``(model, optimizer, scheduler)`` ready to train: sharded with ``trainers.fsdp``
+    when ``cfg.fsdp`` and several processes, else through ``accelerator.prepare``
+    (DDP / one device). ``optimizer_and_scheduler(model)`` builds them on the final params."""
+    if getattr(cfg, "fsdp", False) and accelerator.num_processes > 1:
+        from trainers.fsdp import shard_model
+
+        model = shard_model(model.to(accelerator.device))
+        optimizer, scheduler = optimizer_and_scheduler(model)
+        return model, optimizer, scheduler
+    optimizer, scheduler = optimizer_and_scheduler(model)
+    return accelerator.prepare(model, optimizer, scheduler)
 
 
 def push_final_model(accelerator, cfg, final_dir: Path, *, stage: str) -> str | None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from trainers.config import SFTConfig
 from trainers.data import IGNORE, PackedRow, collate
-from trainers.distributed import all_reduce_sum
+from trainers.distributed import all_reduce_mean, all_reduce_sum
 from trainers.packing import use_packed_attention
 from trainers.runtime import (
     MetricsLog,
@@ -39,6 +39,7 @@ from trainers.runtime import (
     load_checkpoint,
     load_model_and_tokenizer,
     make_accelerator,
+    prepare_training,
     push_final_model,
     run_cli,
     save_checkpoint,
@@ -170,15 +171,15 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         model.gradient_checkpointing_enable()
     use_packed_attention(model, accelerator.device)  # varlen / per-sample attention: no L x L mask
     model.train()
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler = prepare_training(accelerator, cfg, model, lambda m: (
+        opt := build_optimizer(m, cfg), build_scheduler(opt, cfg, total_steps)))
+    parts = (model, optimizer, scheduler)
     out_dir = Path(cfg.output_dir)
 
     step = 0
     ckpt = latest_checkpoint(out_dir) if cfg.resume else None
     if ckpt is not None:
-        step = load_checkpoint(accelerator, ckpt)["step"]
+        step = load_checkpoint(accelerator, ckpt, parts)["step"]
         log.info("resumed from %s at step %d", ckpt, step)
 
     metrics_log = MetricsLog(out_dir, enabled=accelerator.is_main_process, name="sft", on_log=on_log)
@@ -212,10 +213,10 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         m: dict[str, Any] = {
             "step": step,
             "epoch": step / steps_per_epoch,
-            "loss": loss_total,
+            "loss": all_reduce_mean(loss_total),  # each rank's share of the global mean, averaged back
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
-            "tokens_per_s": tokens_seen / (time.perf_counter() - t_start),
+            "tokens_per_s": all_reduce_sum(tokens_seen) / (time.perf_counter() - t_start),  # all ranks
             "time/step_s": time.perf_counter() - t0,
         }
         if eval_rows and cfg.eval_every and step % cfg.eval_every == 0:
@@ -223,13 +224,13 @@ def train_sft(config: SFTConfig, rows: Iterable[dict] | Any | None = None, *, mo
         if step % cfg.log_every == 0 or step == total_steps:
             metrics_log.log(m)
         if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints)
+            save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints, parts)
 
     final_metrics = dict(metrics_log.last)
     if eval_rows:
         final_metrics["eval_loss"] = evaluate(model, eval_rows, cfg, pad_id, accelerator.device)
         metrics_log.log({"step": step, "eval_loss": final_metrics["eval_loss"]})
-    save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints)
+    save_checkpoint(accelerator, out_dir, step, {}, cfg.keep_checkpoints, parts)
     final = save_final_model(accelerator, model, tokenizer, out_dir)
     model_ref = push_final_model(accelerator, cfg, final, stage="sft")  # NAME@VERSION when push_to_store is set
     return SFTResult(out_dir, final, step, final_metrics, dropped, model_ref)

@@ -51,6 +51,46 @@ if kind == "dapo":
         torch.save({"loss": stats["loss"], "grads": grads, "advantages": adv, "clip": stats["clip_low"],
                     "entropy": stats["entropy"]}, f"{out_dir}/dapo_world{W}.pt")
     seen = len(lengths[mine])
+elif kind in ("fsdp", "fsdp-grpo"):
+    # The same global batch on 1 process (2 micro-batches accumulated) and on 2 FSDP
+    # ranks (1 micro-batch each): SFT 2 steps, then a *resumed* run to step 3 from the
+    # sharded checkpoint, on fresh weights; the test compares the final weights.
+    import os
+
+    from trainers.config import SFTConfig
+    from trainers.fsdp import is_sharded
+    from trainers.sft import train_sft
+
+    W = int(os.environ.get("WORLD_SIZE", "1"))
+    rows = [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}]}
+            for r in ToyLastDigit().train_rows()[:64]]
+
+    def sft(steps, m):
+        cfg = SFTConfig(output_dir=f"{out_dir}/sft_world{W}", max_steps=steps, per_device_batch_size=2,
+                        gradient_accumulation_steps=2 // W, max_length=32, learning_rate=1e-3, lr_schedule="constant",
+                        warmup_ratio=0.0, fsdp=True, resume=True)
+        return train_sft(cfg, rows, model=m, tokenizer=tok)
+
+    if W == 1:
+        result = sft(3, model)
+    else:
+        sft(2, model)
+        result = sft(3, toy_model(tok, seed=0))
+        assert result.steps == 3
+    sharded = is_sharded(model)
+    local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
+    if kind == "fsdp-grpo":  # GRPO with a sharded policy: gathered for generation, 2 steps
+        from trainers.grpo import train_grpo
+
+        gcfg = toy_grpo_config(f"{out_dir}/grpo_world{W}", seed=0, max_steps=2, prompts_per_step=4,
+                               num_generations=4, max_new_tokens=3, fsdp=True)
+        gres = train_grpo(gcfg, ToyLastDigit().train_rows(), model=toy_model(tok, seed=0), tokenizer=tok)
+        assert gres.steps == 2
+    from accelerate import PartialState
+
+    print("RESULT " + json.dumps({"rank": dist.get_rank() if dist.is_initialized() else 0, "world": W,
+                                  "sharded": sharded, "local_numel": local, "steps": result.steps}), flush=True)
+    raise SystemExit(0)
 elif kind == "grpo":
     from trainers.grpo import train_grpo
 
