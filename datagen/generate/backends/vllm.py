@@ -97,8 +97,13 @@ class VLLMBackend:
         return self.tokenizer.encode(text, add_special_tokens=request.messages is None)
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Sample each request n times in one engine call; results in request order."""
-        return isolate_failures(self._run_batch, requests)
+        """Sample each request n times in one engine call; results in request order.
+
+        Holds ``ENGINE_LOCK`` throughout (the tokenizer is the engine's too, and a
+        fast tokenizer used from two threads at once can fail with "Already borrowed").
+        """
+        with ENGINE_LOCK:
+            return isolate_failures(self._run_batch, requests)
 
     def _run_batch(self, requests: list[GenRequest]) -> list[GenResult]:
         from vllm import SamplingParams
@@ -119,8 +124,7 @@ class VLLMBackend:
                     skip_special_tokens=False,
                 ))
                 owner.append(i)
-        with ENGINE_LOCK:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)  # under ENGINE_LOCK (generate)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         samples: list[list[GenOutput]] = [[] for _ in requests]
