@@ -14,7 +14,10 @@ Two sets, reported separately (never tuned case by case):
   Rebuild from a Math-Verify checkout with
   ``python benchmarks/verify_math_bench.py --rebuild-external PATH``.
 - **own** (``benchmarks/data/math_pairs.jsonl``): pairs written while the
-  verifier was built (``dev``) and after (``heldout``).
+  verifier was built (``dev``), after it (``heldout``), and after the issue-11
+  rework (``heldout_issue11``: 30 pairs; one miss, a signed label
+  ``-\\frac{b}{a} = 7``, was fixed after it was seen). Accuracy per split is
+  printed.
 
 Peers, measured in the same run on the same pairs:
 
@@ -226,6 +229,13 @@ def main() -> None:
         print(f"  {n} x {why}")
     ext = bench("external (written by others)", external)
     mine = bench("own (written for datagen)", own)
+    last = run_datagen(own)
+    by_split = {}
+    for split in sorted({p.get("split", "dev") for p in own}):
+        idx = [i for i, p in enumerate(own) if p.get("split", "dev") == split]
+        by_split[split] = round(sum(last[i] == bool(own[i]["label"]) for i in idx) / len(idx), 4)
+    print("own accuracy by split: " + ", ".join(f"{k} {v:.4f}" for k, v in by_split.items()))
+    mine["accuracy_by_split"] = by_split
     summary = {"external": ext, "external_excluded": len(external_all) - len(external), "own": mine,
                "external_accuracy": ext["datagen_accuracy"], "external_false_positives": ext["datagen_false_positives"],
                "external_throughput_ratio": ext["throughput_ratio"], "own_accuracy": mine["datagen_accuracy"],

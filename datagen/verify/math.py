@@ -739,7 +739,7 @@ def _is_label(lhs: str) -> bool:
     bare = _LABEL_SUB.sub("", lhs).strip()
     if not bare or len(bare) > 40 or re.search(r"\d", bare):
         return False
-    return len(_split_top(bare, ("+", "-"))) == 1
+    return len(_split_top(bare.lstrip("+-").strip(), ("+", "-"))) == 1
 
 
 def _latex_relation(t: str) -> str:
