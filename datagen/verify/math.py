@@ -864,27 +864,6 @@ def _label_key(lhs: str) -> str:
     return re.sub(r"[\s{}]", "", lhs)
 
 
-_VAR = r"(?:[a-zA-Z]|\\[a-z]+)"
-_REL = r"(<=|>=|<|>)"
-_INEQ_ONE = re.compile(rf"^{_VAR}\s*{_REL}\s*(?P<b>[^<>=]+)$")
-_INEQ_TWO = re.compile(rf"^(?P<a>[^<>=]+?)\s*{_REL}\s*{_VAR}\s*(?P<r2><=|>=|<|>)\s*(?P<b>[^<>=]+)$")
-
-
-def _inequality_interval(t: str) -> Seq | None:
-    """``x > 3`` is the interval ``(3, \\infty)``; ``1 <= x < 2`` is ``[1, 2)``."""
-    m = _INEQ_TWO.match(t)
-    if m and m.group(2) in ("<", "<=") and m.group("r2") in ("<", "<="):
-        return Seq("[" if m.group(2) == "<=" else "(", "]" if m.group("r2") == "<=" else ")",
-                   (_scalar(m.group("a").strip(), {}), _scalar(m.group("b").strip(), {})))
-    m = _INEQ_ONE.match(t)
-    if m:
-        rel, bound = m.group(1), _scalar(m.group("b").strip(), {})
-        if rel in (">", ">="):
-            return Seq("(" if rel == ">" else "[", ")", (bound, Scalar("\\infty")))
-        return Seq("(", ")" if rel == "<" else "]", (Scalar("-\\infty"), bound))
-    return None
-
-
 def _strip_assign(node) -> Node:
     return node.value if isinstance(node, Assign) else node
 
