@@ -441,7 +441,9 @@ def compare(gold: Value, ans: Value, gold_decimals: int | None = None, ans_is_de
     - Two rationals: exact (``1000001.0`` is not ``1000000``).
     - ``gold_decimals``: the gold is a non-integer decimal literal (with that
       many decimals); then the answer may differ by ``DECIMAL_REL_TOL``
-      relative (``1/3`` for ``0.3333333``; not ``70/9`` for ``7.78``).
+      relative (absolute below 1), and by at most half a unit of the gold's
+      last decimal (``1/3`` for ``0.333333``; not ``70/9`` for ``7.78``, not
+      ``1000001`` for ``1000000.5``).
     - Anything non-finite (inf, nan) never equals a finite gold.
     - Otherwise (roots, pi, …) floats can only show a difference; equality is
       left to exact symbolic comparison.
@@ -456,7 +458,10 @@ def compare(gold: Value, ans: Value, gold_decimals: int | None = None, ans_is_de
     if gold_decimals is not None:
         if isinstance(gold, Fraction) and isinstance(ans, Fraction) and gold == ans:
             return True
-        return abs(g - a) <= DECIMAL_REL_TOL * abs(g)
+        # 1e-6 relative (absolute below 1), and never past half a unit of the
+        # gold's last decimal: 1000001 is not 1000000.5, 0.46 is not 0.5
+        tol = min(DECIMAL_REL_TOL * max(abs(g), 1.0), 0.5 * 10.0 ** -gold_decimals)
+        return abs(g - a) <= tol
     scale = max(abs(g), abs(a), 1e-300)
     if abs(g - a) > 1e-9 * scale and abs(g - a) > 1e-12:
         return False

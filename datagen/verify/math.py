@@ -33,7 +33,9 @@ How it compares
 - Numbers: integers and rationals compare exactly whatever their spelling
   (``1000001.0`` is not ``1000000``; a decimal literal is an exact rational).
   The only tolerance: against a gold that is a non-integer decimal literal
-  (``7.78``), an answer within ``REL_TOL`` (1e-6) relative is accepted. An
+  (``0.333333``), an answer within ``REL_TOL`` (1e-6) relative (absolute
+  below 1) and within half a unit of the gold's last decimal is accepted
+  (``1/3``; not ``70/9`` for ``7.78``, not ``1000001`` for ``1000000.5``). An
   irrational gold (``\\pi``, ``\\sqrt 2``) needs an exactly equal answer
   (``355/113`` and ``3.1416`` are not ``\\pi``).
 - Undefined or non-finite values (``1/0``, ``0/0``, ``\\log 0``, ``\\infty -
