@@ -102,6 +102,8 @@ class TaskSource(_Strict):
     n: int | None = Field(None, ge=0)
     #: only items in these languages (None = all)
     languages: list[str] | None = None
+    #: chain of thought wanted in the SFT sample: none, short, or None = the task's default (``TASKS``)
+    cot: Literal["none", "short"] | None = None
 
 
 class Identity(_Strict):
@@ -242,6 +244,8 @@ def general_problems(config: GeneralSourcesConfig | None = None) -> list[dict[st
         if not source.enabled:
             continue
         made = make(source)
+        if source.cot is not None:
+            made = [{**r, "cot": source.cot} for r in made]
         if source.languages is not None and task != "self_cognition":
             made = [r for r in made if r["language"] in source.languages]
         if source.n is not None and len(made) > source.n:

@@ -104,6 +104,9 @@ def test_sources_from_a_file_capped_and_filtered(tmp_path):
     rows = general_problems(config)
     assert len(rows) == 3 and {r["language"] for r in rows} == {"en"} and {r["source"] for r in rows} == {"qa"}
     assert rows == general_problems(config)  # seeded
+    assert {r["cot"] for r in rows} == {"none"}
+    short = general_problems(config.model_copy(update={"factual_qa": TaskSource(file=str(items), cot="short")}))
+    assert {r["cot"] for r in short} == {"short"}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "no answer"}\n')
     with pytest.raises(ValueError, match=r"factual_qa item 1: needs a non-empty string 'answer'"):

@@ -67,7 +67,8 @@ class JudgeConfig(BaseModel):
     template: str = "judge.v1"
     templates: dict[str, str] = Field(default_factory=default_judge_templates)
     max_tokens: int = Field(JUDGE_SAMPLING.max_tokens, ge=1)
-    #: the judge model's chat template pre-fills ``<think>`` (None: ask the backend)
+    #: the candidates' completions start inside a pre-filled ``<think>`` (used to find the final answer
+    #: of rows without a ``summary``; the judge's own output is split by what its backend reports)
     think_prefilled: bool = False
     prompts_dir: str | None = None
 
