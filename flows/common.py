@@ -220,15 +220,32 @@ def map_shard(
     """
     store = open_store(root)
     writer = store.writer(out_dataset, stage="_task", version=out_version)
-    stats_key = f"{out_dataset}/{out_version}/stats/{shard_name}.json"
-    if writer.shard_done(shard_name) and store.objects.exists(stats_key):
-        return json.loads(store.objects.get_bytes(stats_key))
-    rows = store.read_shard(in_path).to_pylist()
-    out_rows, stats = fn(rows)
-    # Stats first, then the shard (its marker is the completion signal).
-    store.objects.put_bytes(stats_key, json.dumps(stats).encode())
-    writer.write_shard(shard_name, out_rows)
+    saved = saved_shard_stats(store, writer, shard_name) if writer.shard_done(shard_name) else None
+    if saved is not None:
+        return saved
+    out_rows, stats = fn(store.read_shard(in_path).to_pylist())
+    write_shard_with_stats(store, writer, shard_name, out_rows, stats)
     return stats
+
+
+def _stats_key(writer: VersionWriter, shard_name: str) -> str:
+    return f"{writer.dataset}/{writer.version}/stats/{shard_name}.json"
+
+
+def write_shard_with_stats(store: Store, writer: VersionWriter, shard_name: str, rows: Any,
+                           stats: Mapping[str, Any]) -> None:
+    """Write a shard's stats, then the shard: its completion marker is the signal that both exist.
+
+    The stats live in the store beside the shard, the one place every worker shares, so a
+    rerun (or a fanned-out parent, whose children's return values are not persisted) reads them."""
+    store.objects.put_bytes(_stats_key(writer, shard_name), json.dumps(stats).encode())
+    writer.write_shard(shard_name, rows)
+
+
+def saved_shard_stats(store: Store, writer: VersionWriter, shard_name: str) -> dict[str, Any] | None:
+    """The stats ``write_shard_with_stats`` saved for a shard, or None when there are none."""
+    key = _stats_key(writer, shard_name)
+    return json.loads(store.objects.get_bytes(key)) if store.objects.exists(key) else None
 
 
 class ShardRunner(BaseModel):

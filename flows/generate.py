@@ -29,7 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from datagen.config import how, where
 from datagen.generate.config import GenerateConfig
 from datagen.store import open_store
-from flows.common import RETRY, StageParams, gpu_slot, merge_stats, open_stage, publish
+from flows.common import (
+    RETRY,
+    StageParams,
+    gpu_slot,
+    merge_stats,
+    open_stage,
+    publish,
+    saved_shard_stats,
+    write_shard_with_stats,
+)
 
 _BACKENDS: dict[str, Any] = {}
 _BACKENDS_LOCK = threading.Lock()
@@ -96,15 +105,8 @@ def run_shard(params: ShardParams) -> dict[str, Any]:
         rows, gen_stats = generate_checked(params.problems, backend_for(params.generation), params.generation,
                                            shard_name=params.shard_name)
     stats = {"shards_generated": 1, **gen_stats}
-    # Stats first, then the shard (its marker is the completion signal): a fanned-out
-    # parent reads them from the store, the one place every worker shares.
-    store.objects.put_bytes(_stats_key(params), json.dumps(stats).encode())
-    writer.write_shard(params.shard_name, rows)
+    write_shard_with_stats(store, writer, params.shard_name, rows, stats)
     return stats
-
-
-def _stats_key(params: ShardParams) -> str:
-    return f"{params.output}/{params.version}/stats/{params.shard_name}.json"
 
 
 @task(cache_policy=NO_CACHE, task_run_name="generate {params.shard_name}", **RETRY)
@@ -150,7 +152,10 @@ def _via_deployment(name: str, params: ShardParams) -> dict[str, Any]:
         raise RuntimeError(f"shard {params.shard_name}: deployment run {run.id} ended {run.state}")
     # The child's return value is not persisted (it would live on the worker's disk);
     # its stats are in the store, beside the shard it wrote.
-    return json.loads(store.objects.get_bytes(_stats_key(params)))
+    stats = saved_shard_stats(store, writer, params.shard_name)
+    if stats is None:
+        raise RuntimeError(f"shard {params.shard_name}: deployment run {run.id} completed without its stats")
+    return stats
 
 
 @flow(name="generate")
