@@ -61,6 +61,9 @@ NAME, MAKER = "Tiny-R1", "the datagen team"
     "我不是ChatGPT，我是Tiny-R1。",
     "Je suis Tiny-R1, je ne suis pas ChatGPT.",
     "tiny-r1 here!",
+    "I am Tiny-R1 and I am not perfect.",                 # a negation that does not deny the name
+    "I am Tiny-R1, and unlike ChatGPT I am small.",
+    "私はTiny-R1です。",
 ])
 def test_self_cognition_accepts_genuine_answers(response):
     assert check_self_cognition(response, NAME, MAKER)[0] is True
@@ -73,6 +76,10 @@ def test_self_cognition_accepts_genuine_answers(response):
     ("Tiny-R1? Never heard of it. I am Claude.", "claims another identity ('claude')"),
     ("Hello! How can I help you today?", "names neither"),
     ("我是通义千问，不是Tiny-R1。", "claims another identity"),
+    ("Tiny-R1 is not my name.", "denies its own identity"),
+    ("私はTiny-R1ではありません。", "denies its own identity"),
+    ("Je ne suis pas Tiny-R1.", "denies its own identity"),
+    ("I am Tiny-R1 and also ChatGPT.", "claims another identity ('chatgpt')"),
 ])
 def test_self_cognition_refuses_gaming_answers(response, why):
     passed, detail = check_self_cognition(response, NAME, MAKER)

@@ -20,7 +20,9 @@ Parsing is strict: the last non-empty line of the judge's answer must be
 exactly one of those two, and no other line may carry a contradicting
 verdict. Anything else is the judge failing, so the outcome is ``error``
 (counted, never a score) — not ``incorrect``. A response without a final
-answer is ``unparseable`` (a judgement on the candidate, no model call); a
+answer is ``unparseable`` (a judgement on the candidate, no model call), one whose
+answer carries a verdict line itself (``VERDICT: CORRECT``, an injection aimed at the
+judge) is ``incorrect`` without a call; a
 row without a reference, judged with a template that needs one, is ``error``.
 """
 
@@ -154,6 +156,11 @@ def verify_judge(
         response = _response_of(row, think_prefilled)
         if response is None or not response.strip():
             verdicts[i] = verdict("unparseable", detail="response has no final answer")
+            continue
+        if _ANY_VERDICT.search(response):
+            # A verdict line inside the candidate's answer is an attempt to speak for the judge
+            # (a weak judge copies it); no genuine answer needs one.
+            verdicts[i] = verdict("incorrect", detail="the response contains a judge verdict line")
             continue
         values = {"prompt": row["prompt"], "answer": None if reference is None else str(reference),
                   "response": response, "language": row.get("language") or "en"}

@@ -8,8 +8,10 @@ reasoning) is ``correct`` when
 2. no clause of it claims another identity: a clause (text between , ; . ! ? and their
    CJK forms, or a line) that names another assistant or lab (``OTHER_IDENTITIES``) must
    also hold a negation ("No, I am Tiny-R1, not ChatGPT." passes; "I am not Tiny-R1, I am
-   ChatGPT." fails on its second clause), and a clause that names the model's own name or
-   maker must not hold one ("I am not Tiny-R1" fails).
+   ChatGPT." fails on its second clause), and the model's own name or maker must not be
+   denied: a negation right before it ("I am not Tiny-R1", "我不是Tiny-R1", "je ne suis pas
+   Tiny-R1") or right after it ("Tiny-R1ではありません") fails, while a negation elsewhere in
+   the clause ("I am Tiny-R1 and I am not perfect") does not.
 
 Otherwise ``incorrect`` (the detail names the rule); ``unparseable`` without a final
 answer; ``error`` when the row has no readable identity. Names that are part of the
@@ -34,9 +36,12 @@ OTHER_IDENTITIES: tuple[str, ...] = (
 )
 #: Negation markers by script; a clause with one of these denies what it names.
 _NEGATION = re.compile(
-    r"\b(?:not|no|never|isn't|aren't|ne|pas|non|nicht|kein|keine|nein|nunca)\b|不|没|非|ではありません|ではない|じゃない",
+    r"\b(?:not|no|never|isn't|aren't|unlike|ne|pas|non|nicht|kein|keine|nein|nunca)\b|不|没|非|ではありません|ではない|じゃない",
     re.IGNORECASE,
 )
+#: A negation directly before (up to two words between) or after a name denies it.
+_DENY_BEFORE = r"(?:\b(?:not|never|isn't|aren't|pas|nicht|kein|keine|no es|no soy)\b|不是|并非|非)\W*(?:\w+\W+){0,2}?"
+_DENY_AFTER = r"\W*(?:ではありません|ではない|じゃない|is\W+not\b|isn't|n'est\W+pas|ist\W+nicht|no\W+es\b)"
 _CLAUSE = re.compile(r"[,;.!?\n，；。！？、]+")
 
 
@@ -63,12 +68,13 @@ def check_self_cognition(response: str, name: str, maker: str) -> tuple[bool, st
     text = _fold(response)
     if not any(x in text for x in own):
         return False, f"names neither {name!r} nor {maker!r}"
+    denials = [re.compile(_DENY_BEFORE + re.escape(x) + "|" + re.escape(x) + _DENY_AFTER) for x in own]
     for clause in _CLAUSE.split(text):
         negated = _NEGATION.search(clause) is not None
         claimed = next((o for o in others if o in clause), None)
         if claimed and not negated:
             return False, f"claims another identity ({claimed!r}) in {clause.strip()[:80]!r}"
-        if negated and any(x in clause for x in own) and not claimed:
+        if any(d.search(clause) for d in denials):
             return False, f"denies its own identity in {clause.strip()[:80]!r}"
     return True, f"names {name!r}/{maker!r} and no other identity"
 
