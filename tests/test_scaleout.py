@@ -8,6 +8,7 @@ Prefect task runs through ``prefect-dask``, the real math verifier and filters o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -144,3 +145,56 @@ def test_runner_is_how_a_stage_runs_not_what_it_computes():
         ShardRunner(kind="dask")
     with pytest.raises(ValueError, match="only for kind 'dask'"):
         ShardRunner(kind="processes", address="tcp://h:8786")
+
+
+@pytest.mark.parametrize("world", [2])
+def test_sft_flow_launches_ranks_and_trains_the_weights_of_one_process(tmp_path, world):
+    """``launch.processes: 2`` runs the sft flow as 2 torchrun ranks (gloo on CPU); with the same global batch
+    (2 ranks x 2 rows vs 1 process x 2 rows x 2 accumulation steps) the trained weights equal one process's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from flows.train import SFTParams, sft_flow
+    from trainers.toy import ToyLastDigit, toy_model, toy_tokenizer
+
+    tok = toy_tokenizer()
+    model_dir = tmp_path / "model"
+    toy_model(tok, seed=0).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    root = str(tmp_path / "store")
+    writer = Store(root).writer("sft-mix", stage="mix")
+    writer.write_shard("part-00000", [
+        {"problem_id": f"p{i}", "sample_id": f"p{i}", "source": "toy", "domain": "math", "language": "en",
+         "prompt": r["prompt"], "messages": [{"role": "user", "content": r["prompt"]},
+                                             {"role": "assistant", "content": r["answer"]}]}
+        for i, r in enumerate(ToyLastDigit().train_rows()[:16])])
+    source = writer.commit().ref
+    runs = {}
+    for n in (1, world):
+        sft = {"model": str(model_dir), "output_dir": str(tmp_path / f"out{n}"), "max_steps": 2,
+               "per_device_batch_size": 2, "gradient_accumulation_steps": world // n, "max_length": 32,
+               "learning_rate": 1e-3, "lr_schedule": "constant", "warmup_ratio": 0.0, "resume": False,
+               "save_every": 0, "token_cache": str(tmp_path / f"tok{n}")}
+        runs[n] = Store(root).resolve(sft_flow(SFTParams(root=root, input=source, sft=sft, gpu_limit=False,
+                                                         launch={"processes": n, "timeout_s": 300})))
+    assert runs[world].stats["sft"]["world_size"] == world and "world_size" not in runs[1].stats["sft"]
+    assert runs[world].stats["sft"]["steps"] == runs[1].stats["sft"]["steps"] == 2
+    weights = {n: load_file(str(next(Path(runs[n].stats["sft"]["final_model_dir"]).glob("*.safetensors"))))
+               for n in runs}
+    assert weights[1].keys() == weights[world].keys()
+    for name, w in weights[1].items():
+        torch.testing.assert_close(weights[world][name], w, atol=1e-5, rtol=1e-4, msg=name)
+    assert any(not torch.equal(w, load_file(str(next(model_dir.glob("*.safetensors"))))[k])
+               for k, w in weights[1].items())  # training moved the weights
+
+
+def test_launch_config_says_what_to_fix():
+    from flows.train import LaunchConfig, SFTParams
+
+    with pytest.raises(ValueError, match="main_address"):
+        LaunchConfig(processes=2, nodes=2, node_rank=1)
+    with pytest.raises(ValueError, match="below launch.nodes"):
+        LaunchConfig(nodes=2, node_rank=2, main_address="10.0.0.1", main_port=29500)
+    a = SFTParams(sft={"model": "m"}, launch={"processes": "gpus"})
+    assert a.stage_config() == SFTParams(sft={"model": "m"}).stage_config()  # how it runs, not what
+    assert LaunchConfig(processes="gpus").per_node() >= 1
