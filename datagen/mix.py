@@ -150,11 +150,12 @@ def mix(reasoning: Rows, non_reasoning: Rows, config: MixConfig | None = None) -
     """Mix the two row sets into chat conversations (see the module docstring).
 
     ``stats``: ``input`` (rows given per kind), ``skipped`` (kind -> reason ->
-    rows: ``no_reasoning``, ``no_summary``, ``no_response``),
+    rows: ``no_reasoning``, ``no_summary``, ``no_response``, ``not_accepted``; and ``cot_removed``,
+    rows kept without their reasoning),
     ``duplicates_removed``, ``available`` (per kind, after skipping and
     dedup), ``target``, ``taken``, ``shortfall`` (per kind, target − taken
     when positive, else 0), ``rows``, ``by_kind``, ``by_source``,
-    ``by_domain`` and ``config``.
+    ``by_domain``, ``by_language``, ``composition`` (kind -> task -> language -> rows) and ``config``.
     """
     config = config or MixConfig()
     parts, skipped, given = [], {}, {}
