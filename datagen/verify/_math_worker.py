@@ -45,9 +45,11 @@ class SymbolicWorker:
         self._lock = threading.Lock()
         self.restarts = 0
         self._retired_cpu = 0.0
+        self._ready = False
 
     # -- lifecycle
-    def _start(self) -> None:
+    def _spawn(self) -> None:
+        """Start the child without waiting for it (it imports sympy meanwhile)."""
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -56,15 +58,24 @@ class SymbolicWorker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
         self._buf = b""
-        line = self._read_line(_STARTUP_TIMEOUT_S)
-        if line is None or not json.loads(line).get("ready"):
+        self._ready = False
+
+    def _start(self) -> None:
+        """A live, ready child: spawned if there is none, awaited if still starting."""
+        if self._proc is None or self._proc.poll() is not None:
             self.close()
-            raise RuntimeError("symbolic worker did not start")
+            self._spawn()
+        if not self._ready:
+            line = self._read_line(_STARTUP_TIMEOUT_S)
+            if line is None or not json.loads(line).get("ready"):
+                self.close()
+                raise RuntimeError("symbolic worker did not start")
+            self._ready = True
 
     def close(self) -> None:
         """Kill the child (if any) and reap it."""
         self._retired_cpu += self._live_cpu()  # a killed child's CPU still counts (benchmarks)
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._ready = self._proc, None, False
         if proc is not None:
             try:
                 proc.kill()
@@ -116,9 +127,7 @@ class SymbolicWorker:
         """-> ("ok", result, ""), ("timeout", None, ""), or ("error", None, why)."""
         with self._lock:
             try:
-                if self._proc is None or self._proc.poll() is not None:
-                    self.close()
-                    self._start()
+                self._start()
                 assert self._proc is not None and self._proc.stdin is not None
                 self._proc.stdin.write(json.dumps({"gold": gold, "answers": answers}).encode() + b"\n")
                 self._proc.stdin.flush()
@@ -127,8 +136,12 @@ class SymbolicWorker:
                 self.close()
                 return "error", None, f"{type(exc).__name__}: {exc}"
             if line is None:
-                self.close()  # killed mid-job: the next job gets a fresh child
+                self.close()  # killed mid-job
                 self.restarts += 1
+                try:
+                    self._spawn()  # the replacement imports sympy while the caller goes on
+                except OSError:
+                    self._proc = None
                 return "timeout", None, ""
             reply = json.loads(line)
             if reply.get("ok"):
