@@ -24,8 +24,10 @@ class MixParams(StageParams):
     non_reasoning: list[str] = where([])  # pydantic copies the default per instance
     output: str = where("sft-mix")
     mix: MixConfig = Field(default_factory=MixConfig)
-    #: rows read (and written) at once; memory grows with it, never with the versions' size
-    batch_rows: int = how(20_000, ge=1)
+    #: rows read and turned into conversations at once; memory grows with it, never with the versions' size
+    batch_rows: int = how(4096, ge=1)
+    #: rows of one shuffle bucket (sorted in memory as Arrow, then written)
+    bucket_rows: int = how(20_000, ge=1)
     #: local folder for the shuffle's spill files (None = the system's temporary folder)
     spill_dir: str | None = how(None)
 
@@ -51,7 +53,8 @@ def mix_task(params: MixParams) -> str:
     sources = [("reasoning", _batches(run.store, reasoning, params.batch_rows))]
     sources += [("non_reasoning", _batches(run.store, m, params.batch_rows)) for m in non_reasoning]
     with tempfile.TemporaryDirectory(prefix="datagen-mix-", dir=params.spill_dir) as spill:
-        mix_stats = mix_streaming(sources, writer.write, params.mix, spill_dir=spill, bucket_rows=params.batch_rows)
+        mix_stats = mix_streaming(sources, writer.write, params.mix, spill_dir=spill,
+                                  bucket_rows=params.bucket_rows)
     stats = {"mix": mix_stats}
     manifest = writer.commit(stats=stats)
     publish("mix", manifest, stats)

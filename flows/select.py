@@ -41,7 +41,7 @@ def select_task(params: SelectParams) -> dict[str, str]:
     result = decide(run.store.scan(run.source), params.select)
     stats = {"select": result.stats}
     if writer.committed is None:
-        _write_selected(run, result, writer)
+        write_selected(run.store, run.source, result, writer)
         selected = writer.commit(stats=stats)
     else:
         selected = writer.committed
@@ -55,19 +55,20 @@ def select_task(params: SelectParams) -> dict[str, str]:
     return {"selected": selected.ref, "grpo_prompts": prompts.ref}
 
 
-def _write_selected(run, decision, writer) -> None:
-    """Copy the kept rows shard by shard (input order), adding ``pass_rate``: one shard in memory at a time."""
+def write_selected(store, source, decision, writer) -> None:
+    """Copy the rows ``decision`` keeps from version ``source`` to ``writer``, shard by shard (input order),
+    adding ``pass_rate``: one shard in memory at a time."""
     import polars as pl
     import pyarrow as pa
 
     offset, wrote = 0, False
-    for i, shard in enumerate(run.source.shards):
+    for i, shard in enumerate(source.shards):
         rows, rates = decision.rows_of_shard(offset, shard.rows)
         offset += shard.rows
-        last = i == len(run.source.shards) - 1
+        last = i == len(source.shards) - 1
         if rows.len() == 0 and (wrote or not last):
             continue
-        table = run.store.read_shard(shard.path).take(pa.array(rows.to_numpy()))
+        table = store.read_shard(shard.path).take(pa.array(rows.to_numpy()))
         writer.write(pl.from_arrow(table).with_columns(rates.cast(pl.Float64).alias("pass_rate")))
         wrote = True
 
