@@ -105,6 +105,12 @@ def quiet_third_parties() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    try:  # transformers 5 draws its loading/saving bars with huggingface_hub's tqdm
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
     for name in ("accelerate", "transformers", "datasets", "httpx", "datagen", "filters", "trainers"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -139,7 +145,8 @@ class TrainingLines:
             return None
         parts = [f"  {self.label:<18} step {m['step']}" + (f"/{self.total}" if self.total else "")]
         for key, name in (("loss", "loss"), ("reward/mean", "reward"), ("reward", "reward"),
-                          ("rewards/accuracy/mean", "accuracy"), ("rewards/language_consistency/mean", "language"),
+                          ("reward/accuracy/mean", "accuracy"), ("reward/format/mean", "format"),
+                          ("reward/language_consistency/mean", "language"),
                           ("completion_length/mean", "length"), ("epoch", "epoch"), ("eval_loss", "eval_loss")):
             if isinstance(m.get(key), (int, float)):
                 parts.append(f"{name} {m[key]:.3f}")
@@ -301,7 +308,7 @@ def run(work: Path, *, sizes: Sizes = FULL) -> dict[str, Any]:
                            ("with_language_reward", {"accuracy": 1.0, "format": 0.5, "language_consistency": 1.0})):
         out_dir = work / f"grpo-{label}"
         cfg = GRPOConfig(model=cold_model, output_dir=str(out_dir), seed=SEED, rewards=rewards, learning_rate=2e-3,
-                         max_steps=sizes.grpo_steps, prompts_per_step=8, num_generations=8, max_new_tokens=72,
+                         max_steps=sizes.grpo_steps, prompts_per_step=4, num_generations=8, max_new_tokens=64,
                          temperature=1.0, lr_schedule="constant", resume=False, log_every=1)
         with TrainingLines(f"grpo {label.split('_')[0]} lang", out_dir / "metrics.jsonl", sizes.grpo_steps):
             ref = grpo_flow(GRPOParams(root=root, input=written["grpo_train_prompts"],
@@ -373,11 +380,15 @@ def run(work: Path, *, sizes: Sizes = FULL) -> dict[str, Any]:
     sft_student = SFTConfig(model=student_init, output_dir=str(work / "student-sft"), num_epochs=sizes.student_epochs,
                             learning_rate=5e-3, warmup_ratio=0.05, max_length=256, per_device_batch_size=8,
                             packing=True, seed=SEED, resume=False, log_every=10)
-    with TrainingLines("student sft", work / "student-sft" / "metrics.jsonl"):
-        written["student_sft"] = sft_flow(SFTParams(root=root, input=written["mix"], output="demo-student-sft",
-                                                    sft=sft_student, gpu_limit=False))
-    student = store.resolve(written["student_sft"]).stats["sft"]["final_model_dir"]
-    after = evaluate("student after", student, PLAIN_TEMPLATE, "demo-eval-student-after")
+    if store.resolve(written["mix"]).rows:
+        with TrainingLines("student sft", work / "student-sft" / "metrics.jsonl"):
+            written["student_sft"] = sft_flow(SFTParams(root=root, input=written["mix"], output="demo-student-sft",
+                                                        sft=sft_student, gpu_limit=False))
+        student = store.resolve(written["student_sft"]).stats["sft"]["final_model_dir"]
+        after = evaluate("student after", student, PLAIN_TEMPLATE, "demo-eval-student-after")
+    else:  # nothing survived rejection sampling (a teacher that learned nothing): nothing to distil
+        say("  the mix is empty: no student training; student after = student before")
+        after = dict(before)
     stage("distillation", t0)
 
     verified = store.resolve(written["verified"]).stats

@@ -28,7 +28,7 @@ def _demo(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATAGEN_ROOT": str(cwd / "datasets"), "PYTHONUNBUFFERED": "1"}
     env.pop("PREFECT_API_URL", None)
     return subprocess.run([sys.executable, "-m", "datagen.demo", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, check=False)
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_quick_demo_shows_every_stage_doing_real_work(tmp_path):
     for cmd in (["datasets", "show", "demo-filtered"],
                 ["datasets", "head", "demo-eval-student-after", "--columns", "prompt", "answer", "pass@1"]):
         out = subprocess.run([sys.executable, "-m", "datagen", *cmd], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=120)
+                             text=True, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
     # No third-party noise: no tqdm bars from model loading, no warnings.
     text = proc.stdout + proc.stderr
@@ -90,5 +90,8 @@ def test_demo_runs_again_in_the_same_folder(tmp_path):
     store = Store(tmp_path / "datasets")
     # Data-only stages resume; every model-dependent stage is a new version with a model that exists.
     assert one["datasets"]["problems"] == two["datasets"]["problems"]
-    assert one["datasets"]["student_sft"] != two["datasets"]["student_sft"]
-    assert Path(store.resolve(two["datasets"]["student_sft"]).stats["sft"]["final_model_dir"]).is_dir()
+    for key in ("teacher_sft", "grpo_with_language_reward"):
+        assert one["datasets"][key] != two["datasets"][key]
+    stage = {"teacher_sft": "sft", "grpo_with_language_reward": "grpo"}
+    for key, kind in stage.items():
+        assert Path(store.resolve(two["datasets"][key]).stats[kind]["final_model_dir"]).is_dir()
