@@ -17,14 +17,35 @@ import torch
 
 from trainers.toy import ToyLastDigit, toy_accuracy, toy_grpo_config, toy_model, toy_tokenizer
 
-PROMPTS, G, MU, NEW = 16, 16, 1, 1
+PROMPTS, G, MU = 16, 16, 1
+NEW = 128  # generated tokens per completion (--new-tokens); R1-shaped runs need >= 128
+
+
+def long_tokenizer():
+    """The toy tokenizer with EOS moved to an id the model cannot emit (one past its
+    vocabulary), so every completion is exactly NEW tokens for both trainers: step
+    times compare at a fixed, long completion length instead of a random policy's
+    early EOS."""
+    tok = toy_tokenizer()
+    tok.add_special_tokens({"eos_token": "<|never|>"})
+    return tok
+
+
+def bench_model(tok):
+    # built on the plain toy tokenizer: the model's vocabulary stops before the added EOS
+    from datagen.tinymodel import build_model
+
+    assert len(tok) == len(toy_tokenizer()) + 1
+    return build_model(toy_tokenizer(), hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=NEW + 64, seed=0)
+
+
 
 
 def ours_grpo(steps: int, root: str) -> float:
     from trainers.grpo import train_grpo
 
-    tok = toy_tokenizer()
-    model = toy_model(tok, seed=0)
+    tok = long_tokenizer() if NEW > 1 else toy_tokenizer()
+    model = bench_model(tok) if NEW > 1 else toy_model(tok, seed=0)
     cfg = toy_grpo_config(f"{root}/ours", max_steps=steps, prompts_per_step=PROMPTS, num_generations=G, mu=MU,
                           max_new_tokens=NEW)
     res = train_grpo(cfg, ToyLastDigit().train_rows(), model=model, tokenizer=tok)
@@ -52,8 +73,8 @@ def trl_grpo(steps: int, root: str) -> float:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    tok = toy_tokenizer()
-    model = toy_model(tok, seed=0)
+    tok = long_tokenizer() if NEW > 1 else toy_tokenizer()
+    model = bench_model(tok) if NEW > 1 else toy_model(tok, seed=0)
     rows = ToyLastDigit().train_rows()
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in rows])
 
@@ -116,12 +137,19 @@ def trl_sft(steps: int, root: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--new-tokens", type=int, default=128, help="generated tokens per completion (default 128)")
+    ap.add_argument("--grpo-only", action="store_true", help="skip the short-row SFT comparison "
+                    "(benchmarks/sft_scale.py has the R1-shaped one)")
     args = ap.parse_args()
+    global NEW
+    NEW = args.new_tokens
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as root:
         # ours first: accelerate's process-wide state is then set by ours, and TRL's trainers accept it
-        o, so = ours_grpo(args.steps, root), ours_sft(args.steps, root)
-        t, st = trl_grpo(args.steps, root), trl_sft(args.steps, root)
+        o = ours_grpo(args.steps, root)
+        so = float("nan") if args.grpo_only else ours_sft(args.steps, root)
+        t = trl_grpo(args.steps, root)
+        st = float("nan") if args.grpo_only else trl_sft(args.steps, root)
     print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW})  ours {o:.3f} s/step   TRL {t:.3f} s/step   ratio {o / t:.2f}x")
     print(f"SFT   (packed, bs=8, 512 tok)       ours {so:,.0f} tok/s   TRL {st:,.0f} tok/s   speedup {so / st:.2f}x")
     print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": o / t},

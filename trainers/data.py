@@ -62,7 +62,8 @@ def tokenize_chat(tokenizer, messages: list[dict[str, str]]) -> Sample:
         if m["role"] != "assistant":
             continue
         start = len(ids(messages[:i], True)) if i else len(ids([], True))
-        upto = list(ids(messages[: i + 1], False))
+        # the last message's prefix is the whole chat: one render fewer (most SFT rows are one turn)
+        upto = full if i == len(messages) - 1 else list(ids(messages[: i + 1], False))
         if full[: len(upto)] != upto:
             raise ValueError("the chat template does not render a prefix of the chat as a token prefix; "
                              "assistant masking needs a prefix-stable template")
