@@ -1,4 +1,4 @@
-"""Run by tests/test_trainers_distributed.py under ``torchrun --nproc_per_node 2``
+"""Run by tests/test_trainers_distributed.py and tests/test_trainers_ranks.py under ``torchrun --nproc_per_node 2``
 (gloo on CPU): one short GRPO or SFT run; each rank prints what it saw."""
 
 import json
@@ -9,11 +9,12 @@ import torch.distributed as dist
 
 from trainers.toy import ToyLastDigit, toy_grpo_config, toy_model, toy_tokenizer
 
-kind, out_dir = sys.argv[1], sys.argv[2]
+kinds, out_dir = sys.argv[1].split(","), sys.argv[2]  # e.g. "dapo,fsdp-grpo": one launch, several checks
+kind = kinds[-1]
 torch.set_num_threads(1)
 tok = toy_tokenizer()
 model = toy_model(tok, seed=0)
-if kind == "dapo":
+if "dapo" in kinds:
     # One global batch of 4 prompts x G=4, fixed (no sampling): the first half of the
     # prompts (rank 0's on 2 ranks) get long completions, the second half short ones,
     # so a per-rank token normaliser would weigh rank 1's tokens ~5x more.
@@ -51,7 +52,7 @@ if kind == "dapo":
         torch.save({"loss": stats["loss"], "grads": grads, "advantages": adv, "clip": stats["clip_low"],
                     "entropy": stats["entropy"]}, f"{out_dir}/dapo_world{W}.pt")
     seen = len(lengths[mine])
-elif kind in ("fsdp", "fsdp-grpo"):
+if kind in ("fsdp", "fsdp-grpo"):
     # The same global batch on 1 process (2 micro-batches accumulated) and on 2 FSDP
     # ranks (1 micro-batch each): SFT 2 steps, then a *resumed* run to step 3 from the
     # sharded checkpoint, on fresh weights; the test compares the final weights.
@@ -71,6 +72,7 @@ elif kind in ("fsdp", "fsdp-grpo"):
                         warmup_ratio=0.0, fsdp=True, resume=True)
         return train_sft(cfg, rows, model=m, tokenizer=tok)
 
+    model = toy_model(tok, seed=0)
     if W == 1:
         result = sft(3, model)
     else:
@@ -97,7 +99,7 @@ elif kind == "grpo":
     cfg = toy_grpo_config(out_dir, seed=0, max_steps=3, prompts_per_step=8, num_generations=4)
     result = train_grpo(cfg, ToyLastDigit().train_rows(), model=model, tokenizer=tok)
     seen = len(result.history[0]["rewards"])
-else:
+elif kind == "sft":
     from trainers.config import SFTConfig
     from trainers.sft import train_sft
 
