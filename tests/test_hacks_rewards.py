@@ -280,3 +280,65 @@ def test_genuine_code_earns_the_reward(src, tests):
 @pytest.mark.parametrize("ending", ["exit()", "quit()"])
 def test_genuine_code_ending_with_exit_earns_the_reward(ending):
     assert code_reward(SOLVE + ending, ADD) == 1.0
+
+
+# ---------------------------------------------------------------- pathological constants (red team, issue 11 follow-up)
+# "Could not judge" must never pay better than "wrong": a constant whose size
+# cannot be evaluated in time is decided by its magnitude, at once, and a
+# timeout that does happen earns 0.0, not None (None = advantage 0, while a
+# wrong answer's advantage is negative). Red-team cases and fresh ones.
+
+ASTRONOMICAL = [
+    "9^{9^{9}}", "e^{e^{e^{e^{10}}}}", "(9^{9^9})!", "\\tan(10^{10^{10}})", "10!!!!!!!!",
+    "\\binom{10^9}{5\\cdot10^8}", "\\Gamma(10^{10})", "2^{2^{2^{2^{2^2}}}}",
+    # fresh
+    "3^{3^{3^{3}}}", "(10^{6})!", "\\sinh(e^{100})", "\\frac{1}{(10^{6})!}", "10^{-10^{7}}",
+    "4+0\\cdot 7^{7^{7^7}}", "\\exp(\\exp(\\exp(10)))", "x^{9^{9^{9}}}",
+]
+BIG_BUT_GENUINE = [("\\binom{40}{20}", "137846528820"), ("2^{64}", "18446744073709551616"),
+                   ("20!", "2432902008176640000"), ("\\frac{100!}{98!}", "9900"), ("2^{2^{5}}", "4294967296"),
+                   ("e^{10}", "e^{10}"), ("3!", "6")]
+
+
+@pytest.mark.parametrize("answer", ASTRONOMICAL)
+def test_astronomical_constants_are_incorrect_at_once(answer):
+    import time
+
+    completion = THINK + f"\\boxed{{{answer}}}"
+    for gold in ("4", "\\sqrt{2}", "x^2+1", "B", "0"):
+        start = time.monotonic()
+        v = verify_math(completion, gold, timeout_s=2.0)
+        assert v["outcome"] == "incorrect" and "magnitude" in v["detail"], (answer, gold, v)
+        assert time.monotonic() - start < 1.0
+    assert math_rewards(f"\\boxed{{{answer}}}", ["4", "B"]) == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("answer, gold", BIG_BUT_GENUINE)
+def test_large_but_bounded_constants_still_match(answer, gold):
+    assert math_rewards(f"\\boxed{{{answer}}}", [gold]) == [1.0]
+
+
+def test_a_math_timeout_pays_like_a_wrong_answer_and_stays_counted():
+    slow = "\\int_0^1 x^{1000} \\sin(x^{3}) e^{x} dx"  # bounded, but sympy needs far longer than 1 s
+    completion = THINK + f"\\boxed{{{slow}}}"
+    v = verify_math(completion, "2", timeout_s=1.0)
+    assert v["outcome"] == "timeout"  # the verdict (and the stats) still say timeout
+    assert accuracy_reward([completion], answer=["2"], domain=["math"], math_timeout_s=1.0) == [0.0]
+    # the verifier's own failure (no gold) is still "cannot judge"
+    assert accuracy_reward([completion], answer=[""], domain=["math"]) == [None]
+
+
+def test_one_part_that_cannot_judge_does_not_erase_the_total():
+    from trainers.grpo import score
+    from trainers.rewards import combine
+
+    weights = {"acc": 1.0, "fmt": 0.5, "lang": 0.1}
+    assert combine({"acc": 0.0, "fmt": 1.0, "lang": None}, weights) == 0.5
+    assert combine({"acc": 1.0, "fmt": 1.0, "lang": None}, weights) == 1.5
+    # a None part never pays more than that part failing
+    assert combine({"acc": None, "fmt": 1.0, "lang": 1.0}, weights) == combine({"acc": 0.0, "fmt": 1.0, "lang": 1.0}, weights)
+    assert combine({"acc": None, "fmt": None, "lang": None}, weights) is None
+    assert combine({"acc": 1.0, "zero": None}, {"acc": 1.0, "zero": 0.0}) == 1.0
+    fns = {"acc": lambda cs, **_: [1.0, 0.0, None], "lang": lambda cs, **_: [None, None, None]}
+    totals, parts = score(["a", "b", "c"], {}, fns, {"acc": 1.0, "lang": 1.0})
+    assert totals == [1.0, 0.0, None] and parts["lang"] == [None, None, None]

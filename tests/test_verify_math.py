@@ -211,10 +211,15 @@ def test_cheap_path_decides_polynomial_identities():
     assert v["outcome"] == "correct" and "fast" in v["detail"]
 
 
-def test_power_tower_times_out_instead_of_hanging():
-    v = verify_math(done("$\\boxed{2^{2^{2^{2^{2^{2}}}}}}$"), "2", timeout_s=1.5)
+# A bounded but slow symbolic job (sympy integrates a degree-1000 integrand): a
+# power tower no longer reaches the worker (the magnitude guard decides it).
+SLOW = "\\int_0^1 x^{1000} \\sin(x^{3}) e^{x} dx"
+
+
+def test_slow_symbolic_job_times_out_instead_of_hanging():
+    v = verify_math(done("$\\boxed{" + SLOW + "}$"), "2", timeout_s=1.5)
     assert v["outcome"] == "timeout"
-    assert v["score"] is None  # the verifier could not judge: no score
+    assert v["score"] is None  # the verdict: not judged (the reward maps it to 0.0, see test_hacks_rewards)
     # the worker was replaced: the next symbolic job still works
     assert verify_math(done("$\\boxed{\\log_2 8}$"), "3")["outcome"] == "correct"
 
@@ -223,7 +228,7 @@ def test_timeout_works_off_the_main_thread():
     result = {}
 
     def run():
-        result["v"] = verify_math(done("$\\boxed{2^{2^{2^{2^{2^{2}}}}}}$"), "2", timeout_s=1.0)
+        result["v"] = verify_math(done("$\\boxed{" + SLOW + "}$"), "2", timeout_s=1.0)
 
     t = threading.Thread(target=run)
     t.start()
@@ -286,11 +291,8 @@ def test_cli_workers_2_runs_two_symbolic_workers_side_by_side(tmp_path):
     from datagen.files import read_records, write_records
     from datagen.verify import _math_worker
 
-    def tower(k: int) -> str:  # k^{k^{k^{k^{k^{k}}}}}: sympy computes it for ever
-        text = str(k)
-        for _ in range(5):
-            text = f"{k}^{{{text}}}"
-        return text
+    def tower(k: int) -> str:  # bounded (not astronomical) yet far beyond the 5 s limit in sympy
+        return SLOW.replace("x^{3}", f"x^{{{k}}}")
 
     rows = [{"problem_id": f"p{k}", "sample_id": f"p{k}:0", "source": "t", "domain": "math", "language": "en",
              "prompt": "q", "answer": "2", "completion": done("$\\boxed{" + tower(k) + "}$")} for k in (2, 3)]

@@ -8,8 +8,9 @@ How this deviates from the paper, and why:
 - Rewards are a weighted sum of named batch functions
   ``f(completions, **columns) -> list[float | None]``. ``None`` means "could
   not judge": the completion is left out of its group's statistics and gets
-  advantage 0. If any weighted function returns ``None`` for a completion, its
-  total is ``None`` too — a missing judgement is never silently a 0.
+  advantage 0. A part that returns ``None`` adds nothing to the total; the
+  total is ``None`` only when no weighted part judged the completion
+  (``trainers.rewards.combine`` says why).
 - ``mu == 1`` (the default) uses the detached current log-probs as the "old"
   policy (ratio 1, the clip never binds): the same gradient as the paper's
   with one fewer forward pass. With ``mu > 1`` the old log-probs are computed
@@ -41,7 +42,7 @@ from typing import Any
 from trainers.config import GRPOConfig
 from trainers.data import chat_prompt
 from trainers.distributed import all_gather_cat, all_ranks, all_reduce_mean, all_reduce_sum, rank, world_size
-from trainers.rewards import RewardFn, resolve_rewards
+from trainers.rewards import RewardFn, combine, resolve_rewards
 from trainers.runtime import (
     MetricsLog,
     build_optimizer,
@@ -75,7 +76,8 @@ class GRPOResult:
 def score(
     completions: list[str], columns: dict[str, list], fns: dict[str, RewardFn], weights: dict[str, float]
 ) -> tuple[list[float | None], dict[str, list[float | None]]]:
-    """Total reward per completion (None if any weighted part is None) and each part."""
+    """Total reward per completion (``trainers.rewards.combine``: a part that cannot judge adds
+    nothing; None only when no part judged) and each part."""
     parts: dict[str, list[float | None]] = {}
     for name, fn in fns.items():
         values = list(fn(completions, **columns))
@@ -84,8 +86,7 @@ def score(
         parts[name] = [None if v is None else float(v) for v in values]
     totals: list[float | None] = []
     for i in range(len(completions)):
-        vals = [(weights[n], parts[n][i]) for n in fns if weights[n] != 0]
-        totals.append(None if any(v is None for _, v in vals) else sum(w * v for w, v in vals))
+        totals.append(combine({n: parts[n][i] for n in fns}, weights))  # the rule: trainers.rewards.combine
     return totals, parts
 
 

@@ -40,3 +40,22 @@ def resolve_rewards(weights: Mapping[str, float], reward_fns: Mapping[str, Rewar
         raise ValueError(f"unknown reward function(s) {missing}; choose from {sorted(table)} "
                          "or pass reward_fns={name: fn}")
     return {name: table[name] for name in weights}
+
+
+def combine(parts: Mapping[str, float | None], weights: Mapping[str, float]) -> float | None:
+    """One completion's total reward from its named parts: the weighted sum of
+    the parts that judged it; a part that could not (``None``) adds nothing.
+
+    Why not "any ``None`` part makes the total ``None``" (the old rule): a
+    ``None`` total gives advantage 0, so one part that cannot judge (no
+    ``language`` column, a verifier ``error``) erased what every other part
+    said, and a policy able to provoke that part's failure escaped the
+    negative advantage of a wrong answer. Adding nothing for a missing part
+    pays it like a 0 from that part, never more than a failing answer on
+    parts scored in [0, 1]. The total is ``None`` only when no weighted part
+    judged the completion (then there is nothing to learn from it).
+    """
+    judged = [(weights[n], v) for n, v in parts.items() if weights.get(n, 0) != 0 and v is not None]
+    if not judged:
+        return None
+    return float(sum(w * float(v) for w, v in judged))

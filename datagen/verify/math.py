@@ -38,6 +38,12 @@ How it compares
   (``1/3``; not ``70/9`` for ``7.78``, not ``1000001`` for ``1000000.5``). An
   irrational gold (``\\pi``, ``\\sqrt 2``) needs an exactly equal answer
   (``355/113`` and ``3.1416`` are not ``\\pi``).
+- Pathological constants (``9^{9^9}``, ``(9^{9^9})!``, ``e^{e^{e^{e^{10}}}}``,
+  ``\\tan(10^{10^{10}})``, ``\\binom{10^9}{5\\cdot 10^8}``) are bounded in log
+  space before anything evaluates them (``_math_fast.astronomical``): an
+  answer holding a constant beyond ``ASTRONOMICAL_DIGITS`` digits of
+  magnitude, or one whose size cannot be bounded, is ``incorrect`` against a
+  gold without one, at once -- never a ``timeout`` a policy could aim for.
 - Undefined or non-finite values (``1/0``, ``0/0``, ``\\log 0``, ``\\infty -
   \\infty``, overflow) never equal a finite gold; only an identical undefined
   gold (``\\infty`` = ``\\infty``).
@@ -1272,6 +1278,9 @@ def _prepare(completion, answer, think_prefilled: bool):
     golds = gold_answers(answer)
     shown = ", ".join(answers)
     job = _Pending(golds, answers, shown, answer)
+    if any(fast.astronomical(a) for a in answers) and not any(fast.astronomical(g) for g in golds):
+        # bounded in log space before anything evaluates it: never a timeout or overflow
+        return _decided(False, shown, answer, "magnitude")
     if len(shown) > MAX_FAST_CHARS or len(", ".join(golds)) > MAX_FAST_CHARS:
         # a pathological multi-kilobyte "answer" is judged where a time limit applies
         return job

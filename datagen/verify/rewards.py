@@ -6,9 +6,18 @@ conversational form, a list of messages per completion: the last message's
 content is used), ``columns`` are the dataset columns of the same rows as
 lists (``domain``, ``answer``, ``tests``, ``language`` …); unknown columns
 are ignored. ``None`` means "cannot judge this one" (no gold answer, a
-domain no rule verifier covers, the verifier itself failed or timed out) —
+domain no rule verifier covers, the verifier itself failed: ``error``) —
 never a fake 0.0, which would punish good samples for our own failures (TRL
 drops ``None`` from the reward mean).
+
+A ``timeout`` is 0.0, never ``None``, for every verifier (red-team finding,
+issue 11 follow-up): ``None`` gives the completion advantage 0 while a wrong
+answer gets a negative one, so if "too slow to judge" paid ``None`` a policy
+would learn to emit a slow answer (a power tower, ``(9^{9^9})!``) whenever it
+is unsure. The verdict keeps its ``timeout`` outcome, so the stats still
+count it; only the reward treats it as a failed answer. ``error`` (the
+verifier's own failure, which the candidate cannot steer towards once the
+pathological forms are decided as ``incorrect``) stays ``None``.
 
 Names resolve through the one flat dict ``REWARDS``.
 """
@@ -44,18 +53,15 @@ def _column(columns: dict[str, Any], name: str, n: int) -> list[Any]:
 
 
 def _reward_of(v: dict[str, Any], verifier: str) -> float | None:
-    """A verdict as a reward: its score, except where the verifier could not
-    judge (``error``; a ``timeout`` of any verifier that does not run the
-    candidate's code), which is None."""
+    """A verdict as a reward: its score; ``error`` (the verifier failed) is
+    None; a ``timeout`` of any verifier is 0.0 -- never better than
+    ``incorrect``, or slow answers would be learned (module docstring)."""
     if v["outcome"] == "error":
         return None
-    if v["outcome"] == "timeout" and verifier not in CANDIDATE_TIMEOUT_VERIFIERS:
-        return None  # e.g. the symbolic math comparison ran out of time: it could not judge
-    return v["score"]
-
-
-#: Verifiers whose ``timeout`` is the candidate's (its program ran too long): 0.0.
-CANDIDATE_TIMEOUT_VERIFIERS = ("code",)
+    if v["outcome"] == "timeout":
+        return 0.0
+    score = v["score"]
+    return 0.0 if score is None and v["outcome"] in ("incorrect", "unparseable") else score
 
 
 def _judge(verifier: str, texts: list[str], rows: list[dict[str, Any]], **opts: Any) -> list[float | None]:
@@ -82,7 +88,7 @@ def accuracy_reward(completions: Sequence[Any], *, think_prefilled: bool = False
     The verdict is the one ``datagen verify`` writes for the same row (both go
     through ``runner.verify_rows``): an empty or answerless completion is 0.0;
     ``None`` where the verifier cannot judge (no gold answer or tests, its own
-    ``error``, a math ``timeout``). A code timeout is the candidate's (0.0).
+    ``error``). A ``timeout`` (math or code) is 0.0: never better than wrong.
     Without a ``domain`` column, a row with ``tests`` is code and one with an
     ``answer`` is math. ``think_prefilled``: the chat template opened the
     think block, so a completion without ``</think>`` is unfinished reasoning.
