@@ -83,3 +83,21 @@ def test_refs_that_name_nothing_or_a_dataset_fail_in_one_line(tmp_path):
         fetch_model(ref, root=root)
     assert resolve_model("org/hub-model") == "org/hub-model"  # a hub id passes through
     assert resolve_model(str(tmp_path)) == str(tmp_path)  # so does a path
+
+
+def test_the_hf_generation_backend_takes_name_at_version(tmp_path, monkeypatch):
+    from datagen.generate.backends.hf import HFBackend
+    from datagen.generate.config import HFBackendConfig
+
+    monkeypatch.setenv("DATAGEN_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DATAGEN_ROOT", str(tmp_path / "store"))
+    tok = toy_tokenizer()
+    src = tmp_path / "m"
+    toy_model(tok, seed=3).save_pretrained(src)
+    tok.save_pretrained(src)
+    ref = commit_model(src, "gen-model", stage="test").ref  # default root: $DATAGEN_ROOT
+    backend = HFBackend(HFBackendConfig(model=ref, device="cpu"))
+    assert backend.name == ref
+    theirs = _weights(src)
+    for k, v in backend.model.state_dict().items():
+        torch.testing.assert_close(v, theirs[k], rtol=0, atol=0)

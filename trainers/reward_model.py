@@ -83,8 +83,11 @@ class RewardModelReward:
             if self._model is None:
                 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-                self._tokenizer = self._tokenizer or AutoTokenizer.from_pretrained(self.config.model)
-                self._model = AutoModelForSequenceClassification.from_pretrained(self.config.model)
+                from datagen.models_store import resolve_model
+
+                path = resolve_model(self.config.model)  # NAME@VERSION: fetched once from the store
+                self._tokenizer = self._tokenizer or AutoTokenizer.from_pretrained(path)
+                self._model = AutoModelForSequenceClassification.from_pretrained(path)
             device = _trainer_device(self.config.device)
             self._model = self._model.to(device).eval().requires_grad_(False)
             if self._tokenizer.pad_token is None:

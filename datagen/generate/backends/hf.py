@@ -50,12 +50,15 @@ class HFBackend:
         if dtype_name == "auto":
             dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
         dtype = getattr(torch, dtype_name)
-        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(config.model)
+        from datagen.models_store import resolve_model
+
+        path = resolve_model(config.model)  # NAME@VERSION: a model in the store, fetched once into a local cache
+        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if model is None:
-            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         else:
             model = model.to(dtype)
         self.model = model.to(device).eval()

@@ -60,8 +60,10 @@ def _engine(config: VLLMBackendConfig):
             return llm
         from vllm import LLM  # optional extra: only GPU workers have it
 
+        from datagen.models_store import resolve_model
+
         kwargs: dict[str, Any] = {
-            "model": config.model,
+            "model": resolve_model(config.model),  # NAME@VERSION: fetched once from the store
             "tensor_parallel_size": config.tensor_parallel_size,
             "dtype": config.dtype,
             "gpu_memory_utilization": config.gpu_memory_utilization,
