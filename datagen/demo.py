@@ -470,17 +470,16 @@ def print_summary(report: dict[str, Any]) -> None:
     console.print(c)
     root = report["root"]
     env = "" if root == default_root() else f"DATAGEN_ROOT={root} "
-    console.print("Browse what each stage wrote:")
-    console.print(f"  {env}datagen datasets ls")
+    # Plain prints: a command must stay on one line to be copied (rich would wrap it).
+    say("Browse what each stage wrote:")
+    say(f"  {env}datagen datasets ls")
     for key, ref in report["datasets"].items():
         name = ref.split("@")[0]
         what = BROWSE.get(key, "eval results" if name.startswith("demo-eval") else key)
-        console.print(f"  {env}datagen datasets show {name}    # {what}", highlight=False)
-    console.print(f"  {env}datagen datasets head demo-filtered --columns drop drop_detail reasoning", highlight=False)
-    console.print(f"  {env}datagen datasets head demo-words-verified --columns prompt summary answer accepted",
-                  highlight=False)
-    console.print(f"  {env}datagen datasets head demo-eval-student-after --columns prompt answer pass@1 "
-                  "majority_answer", highlight=False)
+        say(f"  {env}datagen datasets show {name}    # {what}")
+    say(f"  {env}datagen datasets head demo-filtered --columns drop drop_detail reasoning")
+    say(f"  {env}datagen datasets head demo-words-verified --columns prompt summary answer accepted")
+    say(f"  {env}datagen datasets head demo-eval-student-after --columns prompt answer pass@1 majority_answer")
 
 
 def default_root() -> str:
