@@ -14,6 +14,12 @@ and overall; the temporary server's start-up is reported separately (a
 production run talks to a long-running server). Goal: < 5 %.
 
     python benchmarks/pipeline_bench.py [--rows 100000] [--shard-rows 5000]
+
+``--runners``: verify and filter on Prefect's thread pool vs local worker
+processes (``runner: {kind: processes}``): wall, CPU seconds (own + reaped
+children), CPU/wall and the speed-up, the rows checked equal.
+
+    python benchmarks/pipeline_bench.py --runners --rows 16000 --shard-rows 2000
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import time
 from functools import partial
 
 
-def make_generations(store, n: int, shard_rows: int) -> str:
-    """N generation rows (4 samples per problem), completions with short reasoning and a boxed answer."""
+def make_generations(store, n: int, shard_rows: int, words_range: tuple[int, int] = (150, 300)) -> str:
+    """N generation rows (4 samples per problem), completions with reasoning of ``words_range`` words
+    (paragraphs of ~80) and a boxed answer."""
     rng = random.Random(0)
     words = ["first", "we", "compute", "the", "sum", "then", "check", "each", "step", "carefully", "so", "value",
              "is", "wait", "let", "me", "verify", "again", "therefore", "answer"]
@@ -38,7 +45,8 @@ def make_generations(store, n: int, shard_rows: int) -> str:
         pid = f"p{i // 4:08d}"
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         ok = rng.random() < 0.6
-        reasoning = " ".join(rng.choice(words) for _ in range(rng.randint(150, 300)))
+        picked = [rng.choice(words) for _ in range(rng.randint(*words_range))]
+        reasoning = "\n\n".join(" ".join(picked[j:j + 80]) for j in range(0, len(picked), 80))
         reasoning += f"\n\nSo {a} + {b} = {a + b}."
         answer = a + b if ok else a + b + 1
         rows.append({
@@ -137,10 +145,60 @@ def run_prefect(root: str, gen_ref: str, verify_p, filter_p, select_p, mix_p) ->
     return times
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (a local Dask cluster's workers once closed)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_runners(root: str, gen_ref: str, verify_p, filter_p, workers: int,
+                stages: tuple[str, ...] = ("verify", "filter")) -> dict[str, dict[str, float]]:
+    """The verify and filter flows on each shard runner (threads, local processes): wall, CPU, CPU/wall.
+
+    Each runner writes its own output datasets (the runner is a how-parameter, so the same output
+    name would resume the first run's version). Rows are compared: the runner must not change them."""
+    from datagen.store import Store
+    from flows.common import ad_hoc_run_settings
+    from flows.filter import filter_flow
+    from flows.verify import verify_flow
+
+    store, out = Store(root), {}
+    results = {}
+    with ad_hoc_run_settings():
+        for name, runner in (("threads", {"kind": "threads"}), ("processes", {"kind": "processes",
+                                                                             "workers": workers})):
+            for stage, flow_fn, params in (("verify", verify_flow, verify_p), ("filter", filter_flow, filter_p)):
+                if stage not in stages:
+                    continue
+                src = out[("verify", name)] if stage == "filter" and "verify" in stages else gen_ref
+                t0, c0 = time.perf_counter(), _cpu_s()
+                out[(stage, name)] = flow_fn(params.model_copy(update={
+                    "root": root, "input": src, "output": f"{stage}-{name}",
+                    "runner": type(params.runner).model_validate(runner)}))
+                wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+                results[f"{stage}/{name}"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                              "cpu_per_wall": round(cpu / wall, 2)}
+    for stage in stages:
+        a, b = (store.scan(out[(stage, n)]).collect().sort("sample_id") for n in ("threads", "processes"))
+        assert a.equals(b.select(a.columns)), f"{stage}: the processes runner wrote other rows than threads"
+        results[f"{stage}/speedup"] = round(results[f"{stage}/threads"]["wall_s"]
+                                            / results[f"{stage}/processes"]["wall_s"], 2)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--shard-rows", type=int, default=5_000)
+    ap.add_argument("--runners", action="store_true",
+                    help="instead: verify and filter on the threads vs processes shard runner (speed-up, CPU/wall)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes of --runners")
+    ap.add_argument("--stages", nargs="+", default=["verify", "filter"], choices=["verify", "filter"],
+                    help="stages of --runners (filter alone reads the generations)")
+    ap.add_argument("--words", type=int, nargs=2, default=[150, 300], metavar=("LO", "HI"),
+                    help="reasoning words per completion (R1-shaped ~8 KB: 1000 1600)")
     args = ap.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -154,12 +212,21 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="pipeline-bench-")
     store = Store(root)
     t0 = time.perf_counter()
-    gen_ref = make_generations(store, args.rows, args.shard_rows)
+    gen_ref = make_generations(store, args.rows, args.shard_rows, tuple(args.words))
     t_make = time.perf_counter() - t0
     verify_p = VerifyParams(output="verified")
     filter_p = FilterParams.model_validate({"output": "filtered", "filters": {"dedup": {"near_threshold": None}}})
     select_p = SelectParams(output="selected")
     mix_p = MixParams(output="mix")
+    if args.runners:
+        results = run_runners(root, gen_ref, verify_p.model_copy(update={"workers": 1}), filter_p, args.workers,
+                              tuple(args.stages))
+        print(f"records: {args.rows:,} in {len(store.resolve(gen_ref).shards)} shards; {args.workers} worker "
+              f"processes on {os.cpu_count()} CPUs")
+        for key, value in results.items():
+            print(f"{key:<20} {value}")
+        print(json.dumps({"rows": args.rows, "workers": args.workers, **results}))
+        return
 
     plain = run_plain(store, gen_ref, verify_p, filter_p, select_p, mix_p)
 

@@ -314,7 +314,26 @@ def map_version(
     from prefect import flow
 
     shards = flow(_map_shards, name=f"{stage}-shards", task_runner=task_runner, log_prints=False)
-    return shards(store.root, source, writer.dataset, writer.version, fn, stage)
+    with _shared_api():
+        return shards(store.root, source, writer.dataset, writer.version, fn, stage)
+
+
+def _shared_api():
+    """Shard runs in other processes must report to this run's API. With a ``PREFECT_API_URL`` they
+    do already (it travels with the task's settings); in an ad-hoc run on the ephemeral server
+    each worker process would start a server of its own (slow, and its runs invisible here), so
+    the settings name this process's ephemeral server (a per-process singleton, started by now)."""
+    import contextlib
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        return contextlib.nullcontext()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()  # a no-op when the flow's client started it
+    return temporary_settings(updates={PREFECT_API_URL: server.api_url})
 
 
 def _map_shards(root: str, source: Manifest, dataset: str, version: str, fn, stage: str) -> dict[str, Any]:
