@@ -232,10 +232,15 @@ def test_empty_and_nested_boxes():
 # ----------------------------------------------------------------- 12. labels and equations
 
 def test_labels_and_equations():
-    hacks = [(boxed("4 = x"), "4"), (boxed("(3, 2)"), "(p,q)=(2,3)"), (boxed("0"), "2x+4y-3=0"), (boxed("1"), "x^2/4 + y^2/3 = 1"),
+    # `4 = x` is the relation x = 4 (an equation is a relation, read either way:
+    # red team, issue 11 follow-up); a tautology `4 = 4` states no value
+    hacks = [(boxed("4 = 4"), "4"), (boxed("0 = 0"), "0"), (boxed("x = 4"), "y = 4"), (boxed("y = 4"), "x = 4"),
+             (boxed("4 = y"), "x = 4"), (boxed("n = 7"), "k = 7"), (boxed("(3, 2)"), "(p,q)=(2,3)"), (boxed("0"), "2x+4y-3=0"), (boxed("1"), "x^2/4 + y^2/3 = 1"),
              (boxed("y = 2x"), "y = 3x"), (boxed("0 = 0"), "x + y = 1"), (boxed("11:12"), "V_1:V_2=11:21"),
              (boxed("1:00"), "12:00")]
-    genuine = [(boxed("(3, 2)"), "(p,q)=(3,2)"), (boxed("1"), "|AB|=1"), (boxed("11:21"), "V_{1}:V_{2}=11:21"),
+    genuine = [(boxed("4 = x"), "4"), (boxed("x = y"), "y = x"), (boxed("4 = x"), "x = 4"), (boxed("a = 2b"), "b = a/2"),
+               (boxed("2 + 2 = 4"), "4"), (boxed("x_1 = 3"), "x_{1}=3"),
+               (boxed("(3, 2)"), "(p,q)=(3,2)"), (boxed("1"), "|AB|=1"), (boxed("11:21"), "V_{1}:V_{2}=11:21"),
                (boxed("y=-\\frac{1}{2}x+\\frac{3}{4}"), "2x+4y-3=0"), (boxed("x^2/16 + y^2/12 = 1/4"), "x^2/4 + y^2/3 = 1"),
                (boxed("a_{37} = 19, a_3 = 2"), "a_3 = 2, a_{37} = 19"), (said("$\\boxed{1,2}$"), "\\boxed{1}\\boxed{2}"),
                (boxed("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}"), "\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]")]
@@ -269,4 +274,45 @@ def test_choices_open_lists_and_catch_alls():
     genuine = [(boxed("\\text{B}"), "B"), (boxed("(B)"), "B"), (boxed("2 + 2"), "4"), (boxed("04"), "4"), (boxed("+4"), "4"),
                (boxed("4!"), "24"), (boxed("|{-4}|"), "4"), (boxed("3 + 1 = 4"), "4"), (boxed("4+0i"), "4"),
                (boxed("1, 2, \\ldots"), "1, 2, \\ldots"), (boxed("\\mathbb{R}"), "(-\\infty, \\infty)")]
+    check(hacks, genuine)
+
+
+# ----------------------------------------------------------------- red team, issue 11 follow-up
+# Each section is one principle; cases from /tmp/redteam/REPORT.md (the
+# independent tester's) and fresh ones of our own, hacks beside genuine answers.
+
+def test_interval_brackets_are_part_of_the_answer():
+    hacks = [(boxed("0 \\text{ or } 1"), "(0,1)"), (boxed("x=0, x=1"), "[0,1]"), (boxed("0,1"), "[0,1)"),
+             (boxed("0,1"), "(0,1]"), (boxed("-\\infty,2"), "(-\\infty,2]"), (boxed("0 \\text{ and } 1"), "[0,1]"),
+             # fresh
+             (boxed("2 \\text{ or } 3"), "(2,3)"), (boxed("1, 2"), "[1,2]"), (boxed("3, \\infty"), "(3,\\infty)"),
+             (boxed("x > 0"), "[0,\\infty)"), (boxed("0 < x < 1"), "[0,1)"), (boxed("x \\le 5"), "(-\\infty,5)"),
+             (boxed("[1,2]"), "1, 2")]
+    genuine = [(boxed("0 \\le x < 1"), "[0,1)"), (boxed("x\\ge0"), "[0,\\infty)"), (boxed("3, 2"), "(3,2)"),
+               (boxed("x=3, y=2"), "(3,2)"), (boxed("-2 < y \\le 3"), "(-2,3]"), (boxed("x<5"), "(-\\infty,5)"),
+               (boxed("[0,1)"), "0 \\le x < 1"), (boxed("x \\in [0,1)"), "[0,1)"), (boxed("x = 2, x = 3"), "2, 3")]
+    check(hacks, genuine)
+
+
+def test_percent_has_one_reading():
+    # x% is x/100; it is also x only when the gold itself carries %
+    hacks = [(boxed("0.25\\%"), "0.25"), (boxed("4\\%"), "4"), (boxed("12\\%"), "12"), (boxed("4 \\text{ percent}"), "4"),
+             (boxed("5"), "4\\%"), (boxed("40\\%"), "4"), (said("$\\boxed{4}\\%$"), "4")]
+    genuine = [(boxed("4\\%"), "0.04"), (boxed("50\\%"), "0.5"), (boxed("4"), "4\\%"), (boxed("0.04"), "4\\%"),
+               (boxed("4\\%"), "4\\%"), (boxed("\\frac{1}{25}"), "4\\%"), (said("$\\boxed{4}\\%$"), "0.04")]
+    check(hacks, genuine)
+
+
+def test_answers_come_from_prose_self_corrections_and_qualifiers():
+    hacks = [(said("```python\nprint('\\\\boxed{4}')\n```"), "4"), (said("The value is `\\boxed{4}`."), "4"),
+             (said("It is $\\boxed{5}$ or $\\boxed{4}$."), "4"), (said("First $\\boxed{5}$, then $\\boxed{4}$."), "4"),
+             (said("The answer is $\\boxed{5}$. Wait, actually $\\boxed{4}$."), "5"),
+             (said("$\\boxed{4}$ (mod 5)"), "4"), (said("$\\boxed{4} \\pmod{5}$"), "4"),
+             (said("$\\boxed{4} \\times 10^{3}$"), "4"), (said("$\\boxed{7}$ (mod 12)"), "7")]
+    genuine = [(said("```\n\\boxed{5}\n```\nSo the answer is $\\boxed{4}$."), "4"),
+               (said("The answer is $\\boxed{5}$. Wait, actually $\\boxed{4}$."), "4"),
+               (said("So $\\boxed{12}$. Oops, I made a mistake: it is $\\boxed{13}$."), "13"),
+               (said("$\\boxed{4}$ (mod 5)"), "4 \\pmod{5}"), (said("$\\boxed{4} \\times 10^{3}$"), "4000"),
+               (said("Use `x = 5` in the code; the answer is $\\boxed{4}$."), "4"),
+               (said("$\\boxed{3}$. Actually, let me double-check: yes, $\\boxed{3}$."), "3")]
     check(hacks, genuine)

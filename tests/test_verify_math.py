@@ -77,7 +77,7 @@ def test_phrase_answer_keeps_decimal_point():
         ("12 \\text{ meters}", "12"),                           # unit word
         ("30^\\circ", "30"),                                    # ^\circ
         ("30°", "30"),                                          # °
-        ("50\\%", "50"),                                        # percent
+        ("50", "50\\%"),                                        # percent: the gold asks for one
         ("50\\%", "0.5"),                                       # percent as a fraction
         ("1,000,000", "1000000"),                               # thousands, commas
         ("1{,}000", "1000"),                                    # thousands, {,}
@@ -143,9 +143,12 @@ def test_tuples_are_ordered():
 def test_intervals_keep_bracket_types():
     assert outcome("[1, 2)", "[1,2)") == "correct"
     assert outcome("(1, 2]", "[1,2]") == "incorrect"
-    # a relation gold takes its interval; an interval gold wants an interval (math-verify's rule)
+    # a relation gold takes its interval, and (issue 11 follow-up, reversing
+    # math-verify's default) an interval gold takes the relation of the same set
     assert outcome("[3, \\infty)", "x \\geq 3") == "correct"
-    assert outcome("x \\geq 3", "[3, \\infty)") == "incorrect"
+    assert outcome("x \\geq 3", "[3, \\infty)") == "correct"
+    assert outcome("x > 3", "[3, \\infty)") == "incorrect"
+    assert outcome("x + y \\geq 3", "[3, \\infty)") != "correct"  # not one variable
 
 
 def test_matrices_compare_element_wise():

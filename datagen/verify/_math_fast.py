@@ -658,10 +658,7 @@ class _Magnitude:
     sub-expression is provably beyond ``ASTRONOMICAL_DIGITS``."""
 
     def __init__(self, text: str):
-        import mpmath
-
-        self.mp = mpmath.MPContext()
-        self.mp.prec = 80
+        self.mp = _mp_context()
         self.toks: list[tuple[str, str]] = []
         for m in _MAG_TOKEN.finditer(text):
             kind = m.lastgroup
@@ -889,11 +886,36 @@ class _Magnitude:
         return None
 
 
+_MP = None
+#: Only these can make a constant's size explode; text without any is never astronomical.
+_GROWTH = re.compile(r"\^|!|\\(?:[dt]?binom|Gamma|exp|sinh|cosh|operatorname)(?![a-zA-Z])")
+
+
+_SMALL_POWER = re.compile(r"\^\s*(?:\{\s*[-+]?\s*\d{1,4}\s*\}|[-+]?\d)(?!\s*[\^!])")
+
+
+def _mp_context():
+    """One shared mpmath context (80 bits; its precision is never changed)."""
+    global _MP
+    if _MP is None:
+        import mpmath
+
+        ctx = mpmath.MPContext()
+        ctx.prec = 80
+        _MP = ctx
+    return _MP
+
+
 def astronomical(text: str) -> bool:
     """Whether ``text`` contains a constant provably beyond
     ``ASTRONOMICAL_DIGITS`` decimal digits of magnitude (huge or tiny), or
     one whose size cannot be bounded without evaluating it. Linear in the
     text; never raises (an unreadable expression is simply not flagged)."""
+    # A power with a short literal exponent (x^2, 10^{-3}, 2^{1000}) stays far
+    # below any hang however many there are side by side, unless nested (then
+    # the exponent is not a literal): skip the estimator for the easy majority.
+    if not _GROWTH.search(_SMALL_POWER.sub(" ", text)):
+        return False
     try:
         return _Magnitude(text).run()
     except Exception:  # noqa: BLE001 -- a guard, never a verdict of its own on failure

@@ -26,10 +26,23 @@ How it compares
 - A relation (``\\ne 4``, ``\\geq 4``, ``\\to 4``, ``x > 3``) never equals a
   number. A relation gold accepts the same relation in any form (``5 \\geq
   x`` for ``x \\leq 5``, ``-x > -1``) or its solution set (``(-3, 3)`` for
-  ``|x| < 3``); an interval gold wants an interval (as math-verify).
+  ``|x| < 3``), and the reverse (see Intervals).
+- Intervals (red team, issue 11 follow-up): the bracket types are part of
+  the answer, so a bare list of endpoints (``0, 1``, ``0 \\text{ or } 1``,
+  ``x=0, x=1``) never matches an interval gold (a square bracket or an
+  infinite end); choices joined by "or"/"and" or repeating one variable are
+  alternatives, never the items of a tuple. A relation in one variable that
+  denotes exactly the gold interval matches it (``0 \\le x < 1`` is
+  ``[0, 1)``, ``x \\ge 0`` is ``[0, \\infty)``) -- this reverses math-verify's
+  default, which refuses a relation against an interval.
 - A labelled gold (``(p,q)=(3,2)``, ``|AB|=1``, ``V_1:V_2=11:21``) is its
   value; an equation equals the same equation scaled or solved for a
   variable (constant ratio of lhs - rhs).
+- Percent, one reading (red team, issue 11 follow-up): ``x\\%`` (or ``x
+  percent``) is ``x/100``; it also equals a bare ``x`` only when the gold
+  itself carries ``%`` (the question asked for a percentage). So ``4\\%``
+  matches ``0.04`` and ``4\\%``, never ``4``; gold ``4\\%`` accepts ``4``,
+  ``0.04`` and ``4\\%``.
 - Numbers: integers and rationals compare exactly whatever their spelling
   (``1000001.0`` is not ``1000000``; a decimal literal is an exact rational).
   The only tolerance: against a gold that is a non-integer decimal literal
@@ -206,7 +219,13 @@ def _clean_summary(summary: str) -> str:
             break
         pos = close + len("</think>")
     text = "".join(out).replace("</think>", " ")
+    # Answers come from prose: a code block (fenced or inline) is a program or
+    # its output, never the stated answer (`print("\\boxed{4}")` states nothing).
+    text = _CODE_BLOCK.sub(" ", text)
     return _BOILERPLATE.sub(" ", text)
+
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 
 
 def _negated(text: str, start: int) -> bool:
@@ -376,8 +395,14 @@ def _final_answers(summary: str | None) -> list[str]:
     phrases = [m for m in _FINAL_PHRASE.finditer(summary)]
     # the last statement wins: "…\boxed{200}… Final Answer: The final answer is $10,455$."
     if boxed and not (phrases and boxes and phrases[-1].start() > boxes[-1][0] + 8):
-        if len(boxed) == 1:
-            boxed = [boxed[0] + _unit_after(summary, boxes[-1][0])]
+        kept = [(i, b) for i, b in boxes if not _negated(summary, i)]
+        if len(set(boxed)) > 1 and _RETRACTION.search(summary, kept[-2][0], kept[-1][0]):
+            # "… $\boxed{5}$. Wait, actually $\boxed{4}$.": an explicit retraction
+            # between the last two boxes makes the last box the answer; distinct
+            # boxes without one stay a hedge (judged as a set)
+            boxed = [kept[-1][1]]
+        if len(boxed) == 1 or len(set(boxed)) == 1:
+            boxed = [boxed[-1] + _unit_after(summary, boxes[-1][0])]
         return _with_hedges(summary, list(dict.fromkeys(boxed)))
     if phrases:
         m = phrases[-1]
@@ -406,6 +431,12 @@ def _final_answers(summary: str | None) -> list[str]:
             return _with_hedges(summary, [got])
     return []
 
+
+#: An explicit retraction of what came before: "wait", "actually", "correction",
+#: "no," / "no." at a clause start, "I made a mistake", "on second thought".
+_RETRACTION = re.compile(r"\b(?:wait|actually|correction|oops|scratch that|on second thought|"
+                         r"i made (?:a|an) (?:mistake|error)|let me correct|that was wrong|"
+                         r"(?<![\w'])no(?=[,.!;]))\b", re.IGNORECASE)
 
 _HEDGE = re.compile(r"\b(?:also possible|might also be|could also be|may also be|or possibly|or maybe|"
                     r"not (?:fully |entirely |completely |100% )?(?:sure|certain)|alternatively)\b", re.IGNORECASE)
@@ -436,8 +467,20 @@ def _unit_after(summary: str, box_start: int) -> str:
     end = match.get(0) if m and summary[m.end():m.end() + 1] == "{" else None
     if end is None:
         return ""
+    qualifier = _QUALIFIER.match(summary, m.end() + end + 1)
+    if qualifier:
+        # `\boxed{4} (mod 5)`, `\boxed{4}\%`, `\boxed{30}^\circ`: it changes the value
+        return " " + qualifier.group("q")
     after = _UNIT_WORD.match(summary, m.end() + end + 1)
     return f" {after.group(1)}" if after and after.group(1) in _UNITS and len(after.group(1)) > 1 else ""
+
+
+#: Right after a box, what changes the boxed value: a modulus, a percent or
+#: degree sign, a power of ten. It is part of the answer.
+_QUALIFIER = re.compile(
+    r"[ \t]*\$?[ \t]*(?P<q>\(\s*(?:\\?mod(?:ulo)?)\b[^()\n]{0,30}\)|\\pmod\s*\{[^{}\n]{0,30}\}|"
+    r"\\(?:bmod|mod)\s*\{?[^\s$.,;]{1,30}\}?|mod(?:ulo)?\s+[^\s$.,;]{1,30}|\\?%|"
+    r"\^\s*\{?\s*\\circ\s*\}?|°|\\(?:times|cdot)\s*10\^\s*\{?-?\d+\}?)", re.IGNORECASE)
 
 
 def extract_final_answer(summary: str | None) -> str | None:
@@ -527,6 +570,7 @@ class SetOf:
     items: tuple
     braced: bool
     union: bool = False  # a union of intervals, not a list of answers
+    alternatives: bool = False  # `0 or 1`, `x = 0, x = 1`: choices, never the items of one tuple
 
 
 @dataclass(frozen=True)
@@ -724,6 +768,7 @@ def _one_group(text: str) -> bool:
     return depth == 0
 
 
+_LITERAL = re.compile(r"^\s*[-+]?\s*\d+(?:\.\d+)?\s*$")
 _SIMPLE_LHS = re.compile(r"^(?:\\?[a-zA-Z]+(?:_\{?\w+\}?)?(?:\([^()=]*\))?|\\angle\s*[A-Z]+|m\s*\\angle\s*[A-Z]+)$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _MATRIX = re.compile(r"^\\begin\{(?P<env>[pbvBV]?matrix|array|smallmatrix)\}(?:\{[^}]*\})?(?P<body>.*)\\end\{(?P=env)\}$", re.DOTALL)
@@ -770,6 +815,9 @@ def _parse_norm(t: str, flags: dict) -> Node:
         return Text("")
     if _EMPTY.match(t):
         return Empty()
+    if re.search(r"(?<![a-zA-Z])(?:\\[pb]?mod|mod|modulo)(?![a-zA-Z])", t):
+        # a congruence class (`4 \pmod 5`) is not the number 4: compared as written
+        return Text(re.sub(r"[\s{}()\\]|(?<=\d)p(?=mod)|(?<![a-z])[pb](?=mod)|ulo", "", t).lower())
     if t[0] in "([" and t[-1] in ")]" and _one_group(t) and _MATRIX.match(t[1:-1].strip()):
         t = t[1:-1].strip()  # \left[\begin{array}…\end{array}\right] is the matrix
     m = _MATRIX.match(t)
@@ -803,7 +851,8 @@ def _parse_norm(t: str, flags: dict) -> Node:
         if len(lhs) == len(nodes) and len(set(lhs)) == len(lhs):
             # x = 1, y = 2: a solution of a system, ordered as written (and named)
             return Seq("(", ")", tuple(_strip_assign(n.value) for n in nodes), tuple(lhs))  # type: ignore[union-attr]
-        return SetOf(tuple(_strip_assign(n) for n in nodes), braced=False)
+        alternatives = bool(re.search(r"\bor\b|\band\b", t)) or len(lhs) > len(set(lhs))
+        return SetOf(tuple(_strip_assign(n) for n in nodes), braced=False, alternatives=alternatives)
     pipes = _split_top(t, ("|",)) if "|" in t else [t]
     if len(pipes) > 1 and all(_standalone(p) for p in pipes):
         # `3 | 4 | 5` lists answers (|x| has an empty part at each bar)
@@ -826,8 +875,12 @@ def _parse_norm(t: str, flags: dict) -> Node:
         value = _parse_norm(sides[-1], flags)
         if len(sides) == 2 and (_SIMPLE_LHS.match(sides[0]) or _is_label(sides[0])):
             return Assign(sides[0], value)
-        if len(sides) == 2 and fast.is_number(sides[0]) is not None and not _contradicts(sides[:1], sides[1]):
-            return Assign(sides[0], value)  # 3 + 1 = 4: a computation ending in its value
+        if len(sides) == 2 and _SIMPLE_LHS.match(sides[1].strip()) and fast.is_number(sides[0]) is not None:
+            return Assign(sides[1].strip(), _parse_norm(sides[0], flags))  # 4 = x is x = 4
+        if (len(sides) == 2 and fast.is_number(sides[0]) is not None and not _contradicts(sides[:1], sides[1])
+                and not _LITERAL.match(sides[0])):
+            # 3 + 1 = 4: a computation ending in its value (`4 = 4`, a tautology, states nothing)
+            return Assign(sides[0], value)
         if len(sides) > 2 and not _contradicts(sides[:-1], sides[-1]):
             return Assign(sides[0], value)  # a chain a = b = 7: the value is the last side
         return Equation(sides[0], sides[-1])
@@ -918,11 +971,14 @@ def _scalar_variants(a: Scalar, b: Scalar) -> list[tuple[str, str]] | bool:
             r = ua[1] / ub[1]
             ta = f"({ta})\\frac{{{r.numerator}}}{{{r.denominator}}}"
     pairs = [(ta, tb)]
-    if a.percent != b.percent:
-        # 50% is 0.5 and also "50" where the question asked for a percent: both
-        # readings state the same quantity, so neither lets one answer match two values
-        p, q = (ta, tb) if a.percent else (tb, ta)
-        pairs.append((f"({p})/100", q) if a.percent else (q, f"({p})/100"))
+    if a.percent and not b.percent:
+        # The gold carries %: the question asks for a percentage, so a bare 4
+        # states "4 %" and 0.04 states the same quantity (x% = x/100).
+        pairs.append((f"({ta})/100", tb))
+    elif b.percent and not a.percent:
+        # The answer carries % and the gold does not: x% is x/100, only that.
+        # (Reading it also as x would let `4\%` match both 4 and 0.04.)
+        pairs = [(ta, f"({tb})/100")]
     if a.degrees != b.degrees:
         if a.degrees and "\\pi" in tb:
             pairs = [(f"({ta})\\pi/180", tb)]
@@ -991,6 +1047,12 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
         a = Equation(a.lhs, a.value.text)
     if isinstance(a, Equation) and isinstance(g, Assign) and isinstance(g.value, Scalar):
         g = Equation(g.lhs, g.value.text)
+    if (isinstance(g, Assign) and isinstance(a, Assign) and isinstance(g.value, Scalar)
+            and isinstance(a.value, Scalar) and _label_key(g.lhs) != _label_key(a.lhs)
+            and _SIMPLE_LHS.match(g.lhs.strip()) and _SIMPLE_LHS.match(a.lhs.strip())):
+        # both name their variable and the names differ: `x = 4` is not `y = 4`,
+        # while `x = y` is `y = x` (compared as equations, i.e. relations)
+        g, a = Equation(g.lhs, g.value.text), Equation(a.lhs, a.value.text)
     g, a = _strip_assign(g), _strip_assign(a)
     if isinstance(g, Relation) or isinstance(a, Relation):
         # A relation never equals a number; against a relation, an interval or
@@ -1002,8 +1064,9 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
                 return True
             gr, ar = _region(g), _region(a)
             if gr is not None and ar is not None:
-                # an interval gold wants an interval, not a relation (as math-verify)
-                return False if isinstance(g, Seq) and isinstance(a, Relation) else gr == ar
+                # the same set, however written: `0 <= x < 1` is `[0, 1)`, `x >= 0` is
+                # `[0, \infty)` (a relation in one variable; _region insists on that)
+                return gr == ar
             return eq("REL:" + _render(g), "REL:" + _render(a))
         return False
     if isinstance(g, Empty) or isinstance(a, Empty):
@@ -1011,10 +1074,14 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     if isinstance(a, SetOf) and not a.braced and not isinstance(g, SetOf):
         items = _dedupe(a.items)
         if isinstance(g, Seq) and len(items) == len(g.items) and len(a.items) > 1:
+            if a.alternatives or _interval_like(g):
+                return False  # a bracket type is part of an interval; `0 or 1` is no tuple
             return _judge(g, Seq(g.open, g.close, a.items), eq)  # (1, 2) stated as "1, 2"
         return _all(_judge(g, x, eq) for x in items)  # several answers must all agree
     if isinstance(g, SetOf) and not g.braced and not isinstance(a, SetOf):
         if isinstance(a, Seq) and len(a.items) == len(g.items):
+            if g.alternatives or _interval_like(a):
+                return False
             return _judge(Seq(a.open, a.close, g.items), a, eq)
         return _all(_judge(x, a, eq) for x in _dedupe(g.items))
     if isinstance(g, SetOf) and isinstance(a, SetOf):
@@ -1054,6 +1121,15 @@ def _judge(g: Node, a: Node, eq: ScalarEq) -> bool | None:
     if isinstance(g, Scalar) and isinstance(a, Scalar):
         return _compare_scalars(g, a, eq)
     return False  # different kinds: a tuple is not a number, an equation not a value
+
+
+def _interval_like(node: Seq) -> bool:
+    """A bracketed pair that can only be an interval: a square bracket or an
+    infinite end. Its bracket types are part of the answer, so a bare list of
+    the endpoints never matches it (``(0, 1)`` alone may be a point)."""
+    if node.open == "[" or node.close == "]":
+        return True
+    return any(isinstance(x, Scalar) and x.text.replace(" ", "") in _INF for x in node.items)
 
 
 def _render(node: Node) -> str:
