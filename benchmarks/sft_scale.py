@@ -125,9 +125,10 @@ def part_data(n: int, root: str) -> dict:
         trained[k // 3:] = True
         return ids, trained
 
-    lengths = rng.integers(50, 150, size=n).tolist()
+    g = np.random.default_rng(2)  # lengths streamed in chunks, as rows would be
+    lengths = (int(k) for c in range(0, n, 65536) for k in g.integers(50, 150, size=min(65536, n - c)))
     t0 = time.perf_counter()
-    path = tokenize_to_disk(iter(lengths), None, Path(root) / f"synth-{n}", max_length=4096, encode=encode)
+    path = tokenize_to_disk(lengths, None, Path(root) / f"synth-{n}", max_length=4096, encode=encode)
     t_tok = time.perf_counter() - t0
     after_write = rss_mb()
     ts = TokenizedSet.open(path)

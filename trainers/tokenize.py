@@ -26,6 +26,7 @@ reads only the token ranges of the rows it trains on.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import logging
@@ -252,12 +253,13 @@ def pack_plan(lengths: np.ndarray, max_length: int, *, packing: bool = True) -> 
     n = len(lengths)
     if not packing:
         return np.arange(n + 1, dtype=np.int64)
-    starts = [0]
+    starts = array.array("q", [0])  # 8 bytes a row, not a Python int object each
     used = 0
-    for i, k in enumerate(lengths.tolist()):
-        if used + k > max_length and used:
-            starts.append(i)
-            used = 0
-        used += k
+    for base in range(0, n, 65536):  # a chunk at a time: no list of n Python ints
+        for j, k in enumerate(np.asarray(lengths[base: base + 65536]).tolist()):
+            if used + k > max_length and used:
+                starts.append(base + j)
+                used = 0
+            used += k
     starts.append(n)
-    return np.asarray(starts, dtype=np.int64)
+    return np.frombuffer(starts, dtype=np.int64).copy()
