@@ -45,7 +45,7 @@ class EvalConfig(BaseModel):
         "is already a generations version (k samples per problem), graded as it is")
     k: int = Field(8, ge=1, description="samples per problem (pass@1 is averaged over them; maj@k votes among them)")
     sampling: SamplingConfig = Field(default=R1_SAMPLING, description="R1: temperature 0.6, top_p 0.95")
-    template: str = Field("cold_start_fewshot.v1", description="prompt template in prompts/")
+    template: str = Field("r1_zero.v1", description="prompt template in prompts/ (R1-Zero's by default)")
     exemplars: str | None = Field(None, description="few-shot exemplar file in prompts/exemplars (None: none)")
     few_shot_k: int = Field(0, ge=0, description="exemplars per prompt")
     seed: int = 0
