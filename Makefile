@@ -23,8 +23,9 @@ test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup tests
 
+# R1 in miniature (datagen/demo.py); DEMO_ARGS, e.g. DEMO_ARGS=--quick (the test's size).
 demo: $(STAMP)
-	$(BIN)/python -m datagen.demo
+	$(BIN)/python -m datagen.demo $(DEMO_ARGS)
 
 # A real small instruct model (SmolLM2-135M-Instruct, from PyPI, converted once and cached)
 # through generate -> verify -> filter on the hf backend and on `transformers serve`;
