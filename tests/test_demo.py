@@ -32,6 +32,7 @@ def _demo(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)
 def test_quick_demo_shows_every_stage_doing_real_work(tmp_path):
     proc = _demo(tmp_path, "--quick")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -80,6 +81,7 @@ def test_quick_demo_shows_every_stage_doing_real_work(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)
 def test_demo_runs_again_in_the_same_folder(tmp_path):
     first = _demo(tmp_path, "--sizes", TINY, "--allow-weak")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
