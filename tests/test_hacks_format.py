@@ -204,8 +204,9 @@ def test_reasoning_length_counts_visible_distinct_text():
 def test_min_reasoning_is_configurable():
     completion = "<think>2+3=5</think>5"
     assert reward(completion) == 0.0
-    assert reward(completion, min_reasoning_chars=0) == 1.0
-    assert reward(completion, min_reasoning_chars=5) == 1.0
+    assert reward(completion, min_reasoning_words=0) == 1.0
+    assert reward(completion, min_reasoning_words=0, min_reasoning_chars=5) == 1.0
+    assert reward(completion, min_reasoning_words=0, min_reasoning_chars=6) == 0.0
     assert reason("<think></think>5", min_reasoning_chars=0) == "ok"
     with pytest.raises(ValueError, match="min_reasoning_chars"):
         verify_format(completion, min_reasoning_chars=-1)
@@ -295,3 +296,60 @@ def test_pathological_sizes_stay_linear():
                        "\u200b" * 300_000 + "5"]:
         verify_format(completion)
     assert time.perf_counter() - start < 5
+
+
+# ---------------------------------------------------------------- red team, issue 11 follow-up
+# Hidden answers by rendering (colour, style, layout-only commands, glyphs the
+# Unicode name declares blank); the reasoning floor measures content (words,
+# a CJK character is a word); a tag inside code is no think block.
+
+@pytest.mark.parametrize("answer", [
+    "\\textcolor{white}{The answer is 4}", "\\hfill", "\\newline", "\\hfill\\newline\\par",
+    "<div style='display:none'>4</div>", "\U0001D159", "\U0001D159\u3164\u2800",
+    # fresh
+    "<span style=\"color:#fff\">4</span>", "{\\color{white} 4}", "<p hidden>4</p>", "<b style='visibility: hidden'>4</b>",
+    "<span style='opacity:0'>4</span>", "\\vfill\\linebreak\\smallskip", "\\textcolor{transparent}{\\boxed{4}}",
+])
+def test_hidden_answers_earn_no_format_reward(answer):
+    assert reward(f"<think>{REASONING}</think>{answer}") == 0.0
+    assert not has_visible_answer(answer)
+
+
+@pytest.mark.parametrize("answer", [
+    "\\textcolor{red}{4}", "<div>4</div>", "\u2422", "4\\hfill", "\\color{blue} 4", "\\colorbox{white}{4}",
+    "{\\color{white} 4} The answer is 5", "The answer is 4. <span style='opacity:0.5'>note</span>", "$\\boxed{4}$",
+])
+def test_visible_answers_with_styling_still_pass(answer):
+    assert reward(f"<think>{REASONING}</think>{answer}") == 1.0
+
+
+@pytest.mark.parametrize("reasoning", [
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ", " ".join(str(k) for k in range(20)), " ".join("abcdefghijklmnopqrstuvwxyz"),
+    "x^2+2x+1 = (x+1)^2 \\cdot \\frac{1}{2}", "hmm " * 500, "ok ok ok ok ok ok ok ok", "思考" * 1000,
+])
+def test_content_free_reasoning_earns_no_format_reward(reasoning):
+    assert reward(f"<think>{reasoning}</think>\\boxed{{5}}") == 0.0
+
+
+@pytest.mark.parametrize("reasoning", [
+    "Adding 2 and 3 gives 5, so the answer is 5.",
+    "二つの数を足すと五になるので、答えは五です。確認すると正しい。",  # 31 characters of dense Japanese
+    "两数相加得五，所以答案是五。",                                      # short Chinese
+    "Tính tổng hai số ta được năm.", "Сложив два и три, получаем пять, это ответ.",
+])
+def test_short_genuine_reasoning_in_any_script_earns_the_reward(reasoning):
+    assert reward(f"<think>{reasoning}</think>\\boxed{{5}}") == 1.0
+
+
+@pytest.mark.parametrize("completion", [
+    f"<think>{REASONING} The parser looks for `<think>` tags.</think>The answer is 4.",
+    f"<think>{REASONING}\n```python\ns = '<think>'\n```\n</think>The answer is 4.",
+    f"<think>{REASONING}</think>Here is the code:\n```python\nprint('<think>x</think>')\n```",
+])
+def test_think_tags_inside_code_are_not_blocks(completion):
+    assert reason(completion) == "ok"
+
+
+def test_real_second_think_blocks_still_fail():
+    assert reason(f"<think>{REASONING}</think><think>again</think>4") == "multiple_think_blocks"
+    assert reason(f"<think>{REASONING}</think>4<think>more</think>") == "multiple_think_blocks"

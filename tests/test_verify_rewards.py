@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from datagen.verify.format import R1_MIN_REASONING_CHARS
+from datagen.verify.format import R1_MIN_REASONING_WORDS
 from datagen.verify.rewards import REWARDS, accuracy_reward, format_reward
 
 TESTS = json.dumps({"kind": "stdin_stdout", "time_limit_s": 1, "cases": [{"input": "", "output": "5\n"}]})
@@ -23,7 +23,7 @@ def test_format_reward_scores_shape():
 
 def test_format_reward_requires_reasoning_by_default():
     assert format_reward(["<think>r</think>5", "<think></think>5"]) == [0.0, 0.0]
-    assert format_reward(["<think>r</think>5"], min_reasoning_chars=1) == [1.0]
+    assert format_reward(["<think>r</think>5"], min_reasoning_words=0) == [1.0]
 
 
 def test_format_reward_conversational_completions():
@@ -39,7 +39,7 @@ def test_rewards_are_the_verifiers_scores():
                    "<think>unclosed \\boxed{5}"]
     assert accuracy_reward(completions, answer=["5"] * 5) == [verify_math(c, "5")["score"] for c in completions]
     assert format_reward(completions) == [
-        verify_format(c, min_reasoning_chars=R1_MIN_REASONING_CHARS)["score"] for c in completions]
+        verify_format(c, min_reasoning_words=R1_MIN_REASONING_WORDS)["score"] for c in completions]
 
 
 def test_empty_completion_is_zero_not_none():
@@ -67,13 +67,14 @@ def test_a_verifier_failure_is_none_and_the_batch_goes_on(monkeypatch):
     assert rewards == [1.0, None, 0.0]
 
 
-def test_math_timeout_is_none_code_timeout_is_zero():
+def test_a_timeout_is_zero_for_every_verifier():
     slow = json.dumps({"kind": "stdin_stdout", "time_limit_s": 0.5, "cases": [{"input": "", "output": "5\n"}]})
     assert accuracy_reward(["<think>r</think>```python\nwhile True:\n    pass\n```"], tests=[slow]) == [0.0]
-    # A symbolic comparison given no time: the verifier could not judge.
+    # A symbolic comparison given no time: 0.0, never None -- "too slow to judge"
+    # must not beat "wrong" (None = advantage 0), or slow answers would be learned
     got = accuracy_reward(["<think>r</think>\\boxed{\\sin^2 x + \\cos^2 x + \\tan^2 x - \\sec^2 x}"],
                           answer=["0"], math_timeout_s=1e-6)
-    assert got in ([None], [1.0])  # never 0.0: None on the symbolic path's timeout, 1.0 if a fast path decides
+    assert got in ([0.0], [1.0])  # 0.0 on the symbolic path's timeout, 1.0 if a fast path decides
 
 
 def test_accuracy_code_by_domain():

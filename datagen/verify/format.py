@@ -75,6 +75,21 @@ REASONS = (
 #: genuine chain of thought; it only removes the reward for dropping it.
 R1_MIN_REASONING_CHARS = 40
 
+#: Default floor of the GRPO format reward on ``reasoning_words`` (distinct
+#: content words): "Adding 2 and 3 gives 5, so the answer is 5." has 7. It
+#: measures content, not characters: the alphabet, ``0 1 2 … 19`` or
+#: ``"hmm " * 1000`` have at most 2; a CJK sentence counts per character,
+#: so 37 characters of dense Japanese reasoning pass as they should.
+R1_MIN_REASONING_WORDS = 5
+
+#: A "word" longer than this is a letter sequence (the alphabet), not a word.
+_MAX_WORD_LETTERS = 20
+# One content word: a CJK ideograph, kana or Hangul syllable on its own (those
+# scripts write a word in one to a few characters, without spaces), or a run
+# of 2 to _MAX_WORD_LETTERS letters of any other script.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0002fa1f"
+_CONTENT_WORD = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])[^\\W\\d_])+")
+
 #: n of the character n-grams ``reasoning_length`` counts once each.
 _NGRAM = 4
 
@@ -96,7 +111,8 @@ _LATEX_SPACING = re.compile(
     r"\\(?:[hv]space\*?|hskip|vskip|kern|mkern|mskip)\s*(?:\{[^{}]{0,40}\}|-?[\d.]+\s*[a-z]{2})"
     r"|\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|negmedspace|negthickspace"
     r"|space|nobreakspace|nobreak|allowbreak|relax|null|strut|mathstrut|displaystyle|textstyle"
-    r"|scriptstyle|left|right|big|Big|bigg|Bigg)(?![A-Za-z])"
+    r"|scriptstyle|left|right|big|Big|bigg|Bigg|hfill|vfill|hfil|vfil|hss|vss|newline|linebreak|par|break"
+    r"|smallskip|medskip|bigskip|newpage|clearpage|noindent|indent|centering|raggedright|raggedleft)(?![A-Za-z])"
     r"|\\[ ,;:!>\\]|~"
 )
 # Wrappers whose removal keeps their argument: ``\boxed{5}`` -> ``{5}``.
@@ -104,6 +120,15 @@ _LATEX_WRAPPER = re.compile(
     r"\\(?:boxed|fbox|framebox|text|textrm|textbf|textit|mathrm|mathbf|mathit|mathsf|mathtt|operatorname"
     r"|mbox|hbox|ensuremath)(?![A-Za-z])"
 )
+# Ink in a colour that does not show (white on the page, transparent) or an
+# HTML element styled not to render: the text is there but hidden.
+_HIDDEN_COLOUR = r"(?:white|transparent|\#?f{3}(?:f{3})?\b|\#?F{3}(?:F{3})?\b|rgba?\([^)]*,\s*0(?:\.0*)?\s*\))"
+_TEXTCOLOR = re.compile(r"\\textcolor\s*(?:\[[^\]]*\])?\s*\{\s*" + _HIDDEN_COLOUR + r"\s*\}\s*(?=\{)")
+_COLOR_SWITCH = re.compile(r"\\color\s*(?:\[[^\]]*\])?\s*\{\s*" + _HIDDEN_COLOUR + r"\s*\}[^{}]*(?:\{[^{}]*\}[^{}]*)*")
+_HIDDEN_HTML = re.compile(
+    r"<(?P<tag>[A-Za-z][A-Za-z0-9]*)\b[^<>]*(?:style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|opacity\s*:\s*0(?:\.0*)?(?![.\d])|font-size\s*:\s*0(?![.\d])|color\s*:\s*" + _HIDDEN_COLOUR + r")[^\"']*[\"']"
+    r"|\bhidden\b)[^<>]*>.*?(?:</(?P=tag)\s*>|$)", re.DOTALL | re.IGNORECASE)
 _MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\$|[{}]")
 # Escaped braces are ink (``\{\}`` is the empty set); kept through the
 # delimiter removal as a symbol.
@@ -120,10 +145,19 @@ _MAX_BOX_CHECK = 400
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]")
 
 
+# What a character's Unicode name says about its glyph: fillers, blank patterns
+# and null noteheads are drawn as nothing whatever their category (U+1D159 is
+# "So"); "SYMBOL FOR NULL" and "BLANK SYMBOL" draw a visible picture.
+_BLANK_NAME = re.compile(r"\bFILLER\b|\bPATTERN BLANK\b|\bNULL NOTEHEAD\b|\bINVISIBLE\b|\bZERO WIDTH\b")
+
+
 @functools.lru_cache(maxsize=65536)
 def is_invisible(ch: str) -> bool:
-    """True for a character that renders as nothing on its own (whitespace included)."""
-    return unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK_GLYPHS
+    """True for a character that renders as nothing on its own (whitespace
+    included): by Unicode category, or by a name that declares a blank glyph."""
+    if unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK_GLYPHS:
+        return True
+    return ord(ch) > 0x7F and _BLANK_NAME.search(unicodedata.name(ch, "")) is not None
 
 
 def _visible_ranges(blocks: tuple[tuple[int, int], ...]) -> str:
@@ -182,7 +216,9 @@ def has_visible_answer(answer: str) -> bool:
     text = _ESCAPED_BRACE.sub("\u2205", text)
     text = _SPECIAL_TOKEN.sub("", text)
     text = _HTML_COMMENT.sub("", text)
+    text = _HIDDEN_HTML.sub("", text)
     text = _HTML_TAG.sub("", text)
+    text = _COLOR_SWITCH.sub("", _TEXTCOLOR.sub(lambda _: "\\phantom", text))  # hidden ink: like a phantom
     text = _PHANTOM_TOKEN.sub("", _drop_phantoms(text))
     text = _LATEX_SPACING.sub("", text)
     text = _LATEX_WRAPPER.sub("", text)
@@ -237,6 +273,34 @@ def reasoning_length(reasoning: str, *, cap: int | None = None) -> int:
     return len(seen) + _NGRAM - 1
 
 
+def reasoning_words(reasoning: str, *, cap: int | None = None) -> int:
+    """How much the reasoning says: the number of distinct content words.
+
+    A word is a run of 2 to 20 letters (any script; digits, symbols and
+    LaTeX commands' names aside, see below) or one CJK character (ideograph,
+    kana, Hangul syllable), counted once however often it repeats. Single
+    letters, digits, operators and letter runs longer than 20 (the alphabet
+    written out) are not words, so ``0 1 2 … 19``, ``abc…xyz0123…`` and filler
+    repeats say almost nothing, while a sentence of working in any language
+    counts its words. Invisible characters are dropped first (a zero-width
+    space inside a word does not split it). With ``cap``, stops once ``cap``
+    words are found (linear in the prefix read).
+    """
+    text = _replace_invisible(reasoning, " ")
+    text = re.sub(r"\\[A-Za-z]+", " ", text)  # \frac, \cdot: markup, not words
+    seen: set[str] = set()
+    for m in _CONTENT_WORD.finditer(text):
+        word = m.group()
+        if len(word) == 1 and not re.match(f"[{_CJK}]", word):
+            continue
+        if len(word) > _MAX_WORD_LETTERS:
+            continue
+        seen.add(word.lower())
+        if cap is not None and len(seen) >= cap:
+            break
+    return len(seen)
+
+
 def verify_format(
     completion: str | None,
     *,
@@ -246,11 +310,14 @@ def verify_format(
     think_prefilled: bool | None = None,
     min_reasoning_chars: int = 1,
     special_token: str | None = None,
+    min_reasoning_words: int = 0,
 ) -> dict[str, Any]:
     """Verdict on the completion's shape; ``correct`` has detail ``"ok"``.
 
     ``min_reasoning_chars``: floor on ``reasoning_length`` of the reasoning
-    (0 turns the check off; the GRPO reward uses ``R1_MIN_REASONING_CHARS``).
+    (0 turns the check off). ``min_reasoning_words``: floor on
+    ``reasoning_words``, the content measure (0, the default, turns it off;
+    the GRPO format reward uses ``R1_MIN_REASONING_WORDS``).
     ``special_token``: judge the cold-start form ``T reasoning T summary``
     instead of think tags (``think_*`` and ``answer_tags`` then do not apply).
     A completion that is not a string is ``unparseable``.
@@ -259,8 +326,11 @@ def verify_format(
         return verdict("unparseable", detail=f"not_text: the completion is {type(completion).__name__}, not text")
     if min_reasoning_chars < 0:
         raise ValueError(f"min_reasoning_chars must be >= 0, got {min_reasoning_chars}")
+    if min_reasoning_words < 0:
+        raise ValueError(f"min_reasoning_words must be >= 0, got {min_reasoning_words}")
     if special_token is not None:
-        reason = cold_start_problem(completion, special_token=special_token, min_reasoning_chars=min_reasoning_chars)
+        reason = cold_start_problem(completion, special_token=special_token, min_reasoning_chars=min_reasoning_chars,
+                                    min_reasoning_words=min_reasoning_words)
     else:
         reason = format_problem(
             completion,
@@ -269,6 +339,7 @@ def verify_format(
             require_answer_tags=require_answer_tags,
             think_prefilled=think_prefilled,
             min_reasoning_chars=min_reasoning_chars,
+            min_reasoning_words=min_reasoning_words,
         )
     if reason is None:
         return verdict("correct", detail="ok")
@@ -283,12 +354,18 @@ def format_problem(
     require_answer_tags: bool = False,
     think_prefilled: bool | None = None,
     min_reasoning_chars: int = 1,
+    min_reasoning_words: int = 0,
 ) -> str | None:
     """None when the think-tag form is well-formed, else ``"<slug>: <explanation>"``."""
     open_tag, close_tag = think_tags
     text = completion or ""
     if not _has_visible(text):
         return "empty_completion: the completion is empty or invisible"
+    # A tag written inside code (a fenced block or an inline span) is code
+    # talking about tags -- R1 writes parsers for them -- not a think block:
+    # tags are found in a copy with closed code spans blanked, same offsets.
+    original = text
+    text = _mask_code(text) if "`" in text else text
     n_open, n_close = text.count(open_tag), text.count(close_tag)
     if n_close == 0:
         if n_open == 0 and think_prefilled is False:
@@ -312,16 +389,16 @@ def format_problem(
     elif think_prefilled is False:
         return f"missing_think: {close_tag} without {open_tag} (pass think_prefilled=True if the template pre-fills it)"
     a_open, a_close = answer_tags
-    reasoning = text[reasoning_at:close_at]
+    reasoning = original[reasoning_at:close_at]
     # A complete answer block inside the reasoning is an answer given there; a
     # lone tag name is only the reasoning talking about the format.
     inner_open = reasoning.find(a_open)
     if inner_open >= 0 and reasoning.find(a_close, inner_open) >= 0:
         return f"answer_in_think: {a_open}…{a_close} inside the reasoning; the answer belongs after {close_tag}"
-    problem = _reasoning_problem(reasoning, min_reasoning_chars)
+    problem = _reasoning_problem(reasoning, min_reasoning_chars, min_reasoning_words)
     if problem:
         return problem
-    answer = text[close_at + len(close_tag):]
+    answer = original[close_at + len(close_tag):]
     n_a_open, n_a_close = answer.count(a_open), answer.count(a_close)
     if n_a_open == 0 and n_a_close == 0:
         if require_answer_tags:
@@ -337,7 +414,7 @@ def format_problem(
 
 
 def cold_start_problem(completion: str | None, *, special_token: str = "|special_token|",
-                       min_reasoning_chars: int = 1) -> str | None:
+                       min_reasoning_chars: int = 1, min_reasoning_words: int = 0) -> str | None:
     """None when ``completion`` is ``T reasoning T summary`` (T = ``special_token``,
     DeepSeek-R1's readable cold-start format), else ``"<slug>: <explanation>"``.
     The slugs are the think-tag ones: the reasoning block is the same thing."""
@@ -356,18 +433,32 @@ def cold_start_problem(completion: str | None, *, special_token: str = "|special
     before, reasoning, summary = text.split(special_token)
     if before.strip():
         return f"text_before_think: text before the first {special_token}"
-    return _reasoning_problem(reasoning, min_reasoning_chars) or _answer_problem(
+    return _reasoning_problem(reasoning, min_reasoning_chars, min_reasoning_words) or _answer_problem(
         summary, f"after the second {special_token}")
 
 
-def _reasoning_problem(reasoning: str, min_chars: int) -> str | None:
-    if min_chars <= 0:
-        return None
-    length = reasoning_length(reasoning, cap=min_chars)
-    if length == 0:
-        return "empty_reasoning: the reasoning is empty or invisible"
-    if length < min_chars:
-        return f"short_reasoning: {length} characters of reasoning (repeats not counted), at least {min_chars} needed"
+_CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+
+
+def _mask_code(text: str) -> str:
+    """``text`` with every closed code span (fenced or inline) replaced by
+    spaces of the same length: offsets stay valid, tags inside code vanish."""
+    return _CODE_SPAN.sub(lambda m: " " * len(m.group()), text)
+
+
+def _reasoning_problem(reasoning: str, min_chars: int, min_words: int = 0) -> str | None:
+    if min_chars > 0:
+        length = reasoning_length(reasoning, cap=min_chars)
+        if length == 0:
+            return "empty_reasoning: the reasoning is empty or invisible"
+        if length < min_chars:
+            return f"short_reasoning: {length} characters of reasoning (repeats not counted), at least {min_chars} needed"
+    if min_words > 0:
+        words = reasoning_words(reasoning, cap=min_words)
+        if words == 0 and not strip_invisible(reasoning):
+            return "empty_reasoning: the reasoning is empty or invisible"
+        if words < min_words:
+            return f"short_reasoning: {words} distinct words of reasoning, at least {min_words} needed"
     return None
 
 

@@ -502,7 +502,8 @@ _UNICODE = {
     "−": "-", "–": "-", "×": "\\times ", "÷": "\\div ", "∞": "\\infty ", "π": "\\pi ", "√": "\\sqrt",
     "≤": "\\le ", "≥": "\\ge ", "∅": "\\emptyset ", "·": "\\cdot ", "⋅": "\\cdot ",
 }
-_TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|textnormal|hbox)\s*(?=\{)")
+_TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname|textnormal|hbox"
+                        r"|framebox|underline|boldsymbol|bm|mathbb(?=\s*\{\s*[\d.]+\s*\}))\s*(?=\{)")
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
 _SPACES = re.compile(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~")  # not the `\\\\ ` of a matrix row
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ|\s*\bdegrees?\b")
@@ -626,6 +627,7 @@ def _replace_group_cmd(text: str, pattern: re.Pattern, fmt: str = " {} ") -> str
         text = text[:m.start()] + fmt.format(inner) + text[end:]
 
 
+_REPEATING_DOTS = re.compile(r"^(-?)(\d*)\.(\d*?)(\d)\4{2,}\s*(?:\\[lc]?dots|\\dotsc|\.\.\.|…)$")
 _REPEATING = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
 _REPEATING_PAREN = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\((\d+)\)(?![\d(])")
 _MIXED_LATEX = re.compile(r"(?<![\w}.\\)])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}")
@@ -633,6 +635,27 @@ _MIXED_PLAIN = re.compile(r"(?<![\w.^/])(\d+)\s+(\d+)/(\d+)(?![\d.])")
 _SCI_E = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
 _THOUSANDS_COMMA = re.compile(r"(?<![\d.,])(?!0,)\d{1,3}(?:,\d{3})+(?![\d,])")
 _THOUSANDS_SPACE = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?![\d.])")
+
+
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+_SUPER_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
+_VULGAR = re.compile(r"(\d*)\s*([\u00bc-\u00be\u2150-\u215e\u2189])")
+
+
+def _unicode_math(s: str) -> str:
+    """Unicode spellings of math as LaTeX, by what the characters mean:
+    superscript runs are exponents (``2⁴`` = ``2^{4}``), vulgar fractions are
+    fractions (``4½`` = 4 + 1/2), then NFKC folds compatibility forms
+    (fullwidth ``－３`` = ``-3``). NFKC comes last: it would turn ``²`` into a
+    bare ``2``."""
+    s = _SUPER_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPT) + "}", s)
+
+    def vulgar(m: re.Match) -> str:
+        num, _, den = unicodedata.normalize("NFKC", m.group(2)).partition("\u2044")
+        frac = f"\\frac{{{num}}}{{{den or 1}}}"
+        return f"({m.group(1)}+{frac})" if m.group(1) else frac
+    s = _VULGAR.sub(vulgar, s)
+    return unicodedata.normalize("NFKC", s).replace("\u2212", "-")
 
 
 def _repeating_to_frac(sign: str, whole: str, fixed: str, rep: str) -> str:
@@ -656,6 +679,8 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
         if k in s:
             s = s.replace(k, v)
     s = _ZERO_WIDTH.sub("", s)
+    if not s.isascii():
+        s = _unicode_math(s)
     if not s.isascii():
         # digits of any script (fullwidth ４, math bold 𝟒) are digits; lookalike letters are not
         s = "".join(str(unicodedata.digit(c)) if unicodedata.category(c) == "Nd" else c for c in s)
@@ -683,6 +708,10 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     if _PERCENT.search(s):
         s = _PERCENT.sub(" ", s)
         flags["percent"] = True
+    # a parenthetical that only says what the answer is not: commentary, not a value
+    s = re.sub(r"\\text\s*\{\s*\((?:not|rather than|instead of)\b[^(){}]*\)\s*\}|\((?:not|rather than|instead of)\b[^()]*\)",
+               " ", s, flags=re.IGNORECASE)
+    s = re.sub(r"\\#\s*(?=\d)", "", s)  # \#4: "number 4"
     s = _replace_group_cmd(s, _PHANTOM, "")  # \phantom{4} prints nothing: it states nothing
     s = _replace_group_cmd(s, _TEXT_CMDS)
     s = re.sub(r",\\!\s*(?=\d{3})", ",", s)  # 32,\! 349: a thousands separator
@@ -705,6 +734,8 @@ def _normalize(raw: str, decimal_comma: bool = False) -> tuple[str, dict]:
     if not bracketed:
         s = _THOUSANDS_COMMA.sub(lambda m: m.group(0).replace(",", ""), s)
     s = _THOUSANDS_SPACE.sub(lambda m: m.group(0).replace(" ", ""), s)
+    # 0.999\ldots, 0.333...: a decimal whose last digit repeats, then an ellipsis, repeats it
+    s = _REPEATING_DOTS.sub(lambda m: _repeating_to_frac(m.group(1), m.group(2), m.group(3), m.group(4)), s)
     s = _REPEATING.sub(lambda m: _repeating_to_frac(*m.groups()), s)
     s = _REPEATING_PAREN.sub(lambda m: _repeating_to_frac(*m.groups()), s)
     s = _MIXED_LATEX.sub(r"(\1+\\frac{\2}{\3})", s)
@@ -938,11 +969,14 @@ def _scalar(t: str, flags: dict) -> Node:
             last = re.sub(r"\s*\^.*$", "", word).split()[-1].strip()  # cm^2, cm ^2 -> cm
             head = m.group("num").strip()
             known = last in _UNITS and "/" not in word and "per" not in word.split()
+            parts = [x for x in re.split(r"\s*(?:/|\bper\b|\\cdot)\s*", re.sub(r"\s*\^.*?(?=/|$)", "", word)) if x]
+            compound = len(parts) > 1 and all(x in _UNITS for x in parts)  # m/s, km per h: a unit too
             # A known unit, or any word (apples, km/h): dropped from a number.
             # Only known units take part in conversions and confusions.
             spaced = t[len(m.group("num")):len(m.group("num")) + 1].isspace()
             letters = len(re.sub(r"[^A-Za-z]", "", word))
-            if fast.is_number(head) is not None and (known or (spaced and letters >= 3 and last.lower() not in _FUNC_WORDS)):
+            if fast.is_number(head) is not None and (known or compound
+                                                     or (spaced and letters >= 3 and last.lower() not in _FUNC_WORDS)):
                 kept = last if known and "^" not in word else unit
                 return Scalar(head, kept, flags.get("percent", False), flags.get("degrees", False))
     if _WORDS.match(t) and (len(t) >= 3 or " " in t) and fast.is_number(t) is None:
@@ -1370,10 +1404,22 @@ def _prepare(completion, answer, think_prefilled: bool):
     return _decided(result, shown, answer, "fast")
 
 
+_CHOICE_LABEL = re.compile(r"^\s*(?:\\text(?:bf)?\s*\{\s*)?\(([A-E])\)\s*\}?\s*(?=\S)")
+
+
 def judge_texts(gold: str | list[str], answers: list[str], eq: ScalarEq) -> bool | None:
     """Compare the stated answers (several are a set) with the gold (several
     gold answers are a set too)."""
     golds = [gold] if isinstance(gold, str) else list(gold)
+    if len(golds) == 1 and len(answers) == 1:
+        # `\text{(C) } 5`: a multiple-choice answer names its option and its value;
+        # against a letter gold the option counts, against any other the value
+        label = _CHOICE_LABEL.match(answers[0])
+        if label:
+            letter = re.fullmatch(r"\s*\(?\s*([A-E])\s*\)?\s*", re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", golds[0]))
+            if letter:
+                return letter.group(1) == label.group(1)
+            answers = [answers[0][label.end():]]
     # `1,22` is a decimal comma only when the other side is a decimal (else a list)
     comma = len(golds) == 1 and len(answers) == 1 and any(
         is_decimal_literal(_normalize(x)[0]) for x in (golds[0], answers[0]))

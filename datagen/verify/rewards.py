@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from datagen.records import split_completion
-from datagen.verify.format import R1_MIN_REASONING_CHARS
+from datagen.verify.format import R1_MIN_REASONING_WORDS, verify_format
 
 Reward = Callable[..., list[float | None]]
 
@@ -117,26 +117,31 @@ def accuracy_reward(completions: Sequence[Any], *, think_prefilled: bool = False
 
 
 def format_reward(completions: Sequence[Any], *, think_prefilled: bool | None = None,
-                  require_answer_tags: bool = False, min_reasoning_chars: int = R1_MIN_REASONING_CHARS,
+                  require_answer_tags: bool = False, min_reasoning_chars: int = 1,
+                  min_reasoning_words: int = R1_MIN_REASONING_WORDS,
                   special_token: str | None = None, **columns: Any) -> list[float | None]:
     """1.0 when the completion has the R1 shape (``<think>`` reasoning, then a
     visible answer; with ``require_answer_tags`` the R1-Zero ``<answer>``
     form; with ``special_token`` the cold-start form), else 0.0; ``None`` for
     a completion that is not text. The verdict is ``datagen.verify.format``'s.
 
-    ``min_reasoning_chars`` (default ``R1_MIN_REASONING_CHARS``; 0 turns it
-    off) is the floor on the reasoning's visible, non-repeated length: a
-    format reward that empty or filler reasoning could earn would teach GRPO
-    to drop the chain of thought.
+    ``min_reasoning_words`` (default ``R1_MIN_REASONING_WORDS``; 0 turns it
+    off) is the floor on the reasoning's content (``reasoning_words``:
+    distinct words, a CJK character counting as one): a format reward that
+    empty or filler reasoning (the alphabet, ``0 1 2 … 19``, ``hmm`` repeated)
+    could earn would teach GRPO to drop the chain of thought.
+    ``min_reasoning_chars`` (default 1: not empty) is the older floor on
+    visible non-repeated characters, kept for callers that set it.
     """
     texts = [completion_text(c) for c in completions]
-    idx = [i for i, t in enumerate(texts) if t is not None]
     out: list[float | None] = [None] * len(texts)
-    scores = _judge("format", [texts[i] for i in idx], [{} for _ in idx], think_prefilled=think_prefilled,
-                    require_answer_tags=require_answer_tags, min_reasoning_chars=min_reasoning_chars,
-                    special_token=special_token)
-    for i, s in zip(idx, scores):
-        out[i] = s
+    for i, text in enumerate(texts):
+        if text is None:
+            continue
+        v = verify_format(text, think_prefilled=think_prefilled, require_answer_tags=require_answer_tags,
+                          min_reasoning_chars=min_reasoning_chars, min_reasoning_words=min_reasoning_words,
+                          special_token=special_token)
+        out[i] = v["score"] if v["outcome"] in ("correct", "incorrect") else None
     return out
 
 
