@@ -103,6 +103,35 @@ _UNIT = re.compile(r"(\d) ?(?:km|cm|mm|nm|µm|kg|mg|g|m|s|ms|µs|ns|h|min|Hz|kHz
                    r"kJ|N|Pa|kPa|K|mol|L|mL|ml|°C|°F)(?![^\W\d_])")
 
 
+# Words hidden in markup are still words (red team, issue 11 follow-up): the
+# argument of a text command inside math (``$\\text{这是中文}$``) is prose
+# typeset in math mode, and inline code whose content reads as prose (no code
+# punctuation, no dotted names) is prose in a code font. Dropping them with
+# the math and the code made both a place to hide another language.
+_TEXT_ARG = re.compile(r"\\(text|textrm|textbf|textit|textsf|textup|textnormal|emph|mbox|hbox|"
+                       r"mathrm|operatorname)\s*\{([^{}]*)\}")
+_CODE_PUNCT = re.compile(r"[=(){}\[\];<>]|\w\.\w|::|->|[_$@#]")
+
+
+def _kept_words(m: re.Match) -> str:
+    """What of a delimited construct is language: nothing for code blocks,
+    stray commands and math, except text-command arguments inside math and
+    inline code that reads as prose."""
+    span = m.group()
+    if span[0] == "`" and not span.startswith("``"):
+        inner = span[1:-1]
+        return f" {inner} " if not _CODE_PUNCT.search(inner) and re.search(r"[^\W\d_]{2}", inner) else " "
+    if span.startswith(("```", "~~~")) or (span[0] == "\\" and span[1:2].isalpha() and m.group(1) is None
+                                           and not span.startswith("\\begin")):
+        return " "
+    words = []
+    for cmd, arg in _TEXT_ARG.findall(span):
+        # \mathrm{cm}, \operatorname{lcm}: a unit or a name, not prose, unless it has a space or a non-ASCII letter
+        if arg.strip() and (cmd not in ("mathrm", "operatorname") or " " in arg.strip() or not arg.isascii()):
+            words.append(arg)
+    return " " + " ".join(words) + " " if words else " "
+
+
 def clean(text: str) -> str:
     """``text`` without fenced/inline code, code lines, LaTeX, URLs and Markdown emphasis.
 
@@ -110,7 +139,7 @@ def clean(text: str) -> str:
     tokens that are no words: numbers, identifiers and math glued into tokens
     (``dp[i]``, ``a_n``, ``np.sum``, ``maxValue``, ``x1``, ``f(x)=``) and units after numbers.
     """
-    text = _DELIMITED.sub(" ", text)
+    text = _DELIMITED.sub(_kept_words, text)
     text = _CODE_LINE.sub(" ", text)
     if "://" in text or "www." in text:
         text = _URL.sub(" ", text)

@@ -73,9 +73,38 @@ def test_weighted_with_accuracy_and_format_from_yaml(tmp_path):
     assert parts["language_consistency"] == [1.0, pytest.approx(0.5), None]
     assert totals[0] == pytest.approx(1.0 + 0.2 + 0.5)
     assert totals[1] == pytest.approx(1.0 + 0.2 + 0.25)
-    assert totals[2] is None  # no target language: the total is not a silent 0
+    # no target language: that part adds nothing, the others still count
+    # (trainers.rewards.combine; one None part must not erase the total)
+    assert totals[2] == pytest.approx(0.0 + 0.2)
 
 
 def test_unknown_reward_name_fails_with_the_fix():
     with pytest.raises(ValueError, match="unknown reward function"):
         resolve_rewards({"language_consistensy": 1.0}, None)
+
+
+# ---------------------------------------------------------------- red team, issue 11 follow-up
+# Markup is no hiding place: words inside \text{} in math and prose inside
+# inline code are judged as words; real code and identifiers stay neutral.
+
+EN = "First we compute the sum of the two numbers and then we check the result carefully."
+ZH = "然后我们验证这个结果是否正确并且得到最终答案"
+
+
+@pytest.mark.parametrize("hidden", [
+    f"$\\text{{{ZH}}}$", f"`{ZH}`", f"$x = \\textbf{{{ZH}}}$", f"\\[\\mbox{{{ZH}}}\\]", f"$\\mathrm{{{ZH}}}$",
+    "`ensuite nous vérifions le résultat et nous obtenons la réponse finale`",
+])
+def test_foreign_words_hidden_in_markup_still_count(hidden):
+    got = reward(f"<think>{EN} {hidden}</think>5")
+    assert got < 0.9
+    if "ensuite" not in hidden:  # exactly as if written in plain text
+        assert got == pytest.approx(reward(f"<think>{EN} {ZH}</think>5"))
+
+
+@pytest.mark.parametrize("code", [
+    "We call `np.sum(arr)` and `dp[i]`.", "So $x = \\text{the answer}$ here.", "Set $5\\,\\mathrm{kg}$ and $\\mathrm{cm}$.",
+    "Run `x = foo(bar)` then `a_n`.", "```python\nprint('你好世界这是代码里的字符串')\n```",
+])
+def test_real_code_and_units_stay_neutral(code):
+    assert reward(f"<think>{EN} {code}</think>5") == 1.0
