@@ -1,7 +1,7 @@
 """The demo's tasks: two-digit addition with a written scratchpad, and numbers in words.
 
-``make demo`` (``datagen.demo``) needs a task a tiny model can learn on a CPU
-in a minute or two but only *through* a chain of thought: the sum of two
+``make demo`` (``datagen.demo``) needs a task a tiny model should learn on a
+CPU in minutes, and only *through* a chain of thought: the sum of two
 two-digit numbers, worked column by column — one line per column (the digits,
 their sum, the digit written, the carry), then the result — and the final
 answer in ``\\boxed{}`` so the real math verifier grades it. The scratchpad
@@ -60,8 +60,8 @@ def scratchpad(a: int, b: int, *, zh_lines: Iterable[int] = (), check: bool = Fa
 
     Every column line has the same shape — digits, carry in, two-digit column
     sum, digit written, carry out (``ones 7+5+0=12 write 2 carry 1``) — so a
-    digit the next step needs always sits the same number of tokens back: a
-    tiny model learns the procedure in a few hundred steps. Lines whose index
+    digit the next step needs always sits the same number of tokens back (a
+    fixed-offset copy, the easiest kind for a tiny model). Lines whose index
     is in ``zh_lines`` use the Chinese step words (mixing); ``check`` appends a
     verification line (subtracting back), R1's habit of re-checking — longer
     reasoning, which the length budget may cut.
