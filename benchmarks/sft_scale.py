@@ -43,6 +43,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_anon_mb() -> float:
+    """Current anonymous RSS (heap, arrays): what the process holds, without the
+    file-backed pages of its memory maps, which the kernel can drop at any time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def text(rng: random.Random, n_chars: int) -> str:
     out, size = [], 0
     while size < n_chars:
@@ -137,7 +146,8 @@ def part_data(n: int, root: str) -> dict:
     n_tok = sum(len(ts.row(np.arange(starts[k], starts[k + 1]))) for k in picks)
     disk = sum(f.stat().st_size for f in Path(path).iterdir())
     return {"samples": n, "tokens": int(ts.meta["tokens"]), "tokenise_s": t_tok, "rows": len(starts) - 1,
-            "read_tokens": n_tok, "disk_mb": disk / 2**20, "peak_after_write_mb": after_write, "peak_mb": rss_mb()}
+            "read_tokens": n_tok, "disk_mb": disk / 2**20, "peak_after_write_mb": after_write, "peak_mb": rss_mb(),
+            "anon_mb": rss_anon_mb()}
 
 
 def part_ours(n: int, steps: int, L: int, root: str) -> dict:
@@ -243,7 +253,8 @@ def main() -> None:
                 continue
             print(f"  {n:>9,} samples {r['tokens'] / 1e6:7.1f} M tok: tokenise {r['tokenise_s']:6.1f} s "
                   f"({r['tokens'] / r['tokenise_s'] / 1e6:.1f} M tok/s)  disk {r['disk_mb']:6.0f} MB  "
-                  f"peak RSS {r['peak_mb']:5.0f} MB")
+                  f"peak RSS {r['peak_mb']:5.0f} MB (writing {r['peak_after_write_mb']:4.0f}; anonymous at the end "
+                  f"{r['anon_mb']:4.0f} MB, the rest is mapped file pages)")
 
     print(f"3. vs TRL on R1-shaped data ({args.samples} chats, completions 8-30 KB, max_length 32768, "
           f"{args.steps} steps)")
