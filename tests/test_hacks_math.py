@@ -316,3 +316,18 @@ def test_answers_come_from_prose_self_corrections_and_qualifiers():
                (said("Use `x = 5` in the code; the answer is $\\boxed{4}$."), "4"),
                (said("$\\boxed{3}$. Actually, let me double-check: yes, $\\boxed{3}$."), "3")]
     check(hacks, genuine)
+
+
+def test_genuine_spellings_of_one_value_are_accepted():
+    # Unicode spellings by meaning (superscripts are exponents, vulgar fractions
+    # fractions, NFKC for fullwidth), decorations that carry no value, a
+    # repeating decimal written with an ellipsis, compound units, a choice label
+    genuine = [(boxed("－3"), "-3"), (boxed("½"), "\\frac12"), (boxed("4½"), "4.5"), (boxed("2⁴"), "16"),
+               (boxed("x²+1"), "x^2+1"), (boxed("２³"), "8"), (boxed("0.999\\ldots"), "1"), (boxed("0.333\\ldots"), "\\frac13"),
+               (boxed("\\framebox{4}"), "4"), (boxed("\\underline{4}"), "4"), (boxed("\\mathbb{4}"), "4"), (boxed("\\#4"), "4"),
+               (boxed("4 \\text{ (not 5)}"), "4"), (boxed("5\\text{ m/s}"), "5"), (boxed("5 \\text{ km per h}"), "5"),
+               (boxed("\\text{(C) } 5"), "C"), (boxed("\\text{(C) } 5"), "5"), (boxed("(B) \\frac12"), "0.5")]
+    hacks = [(boxed("0.3\\ldots"), "\\frac13"), (boxed("3.14159\\ldots"), "\\pi"), (boxed("2⁴"), "24"), (boxed("4½"), "4"),
+             (boxed("4 \\text{ (not 5)}"), "5"), (boxed("\\underline{5}"), "4"), (boxed("\\text{(C) } 5"), "B"),
+             (boxed("\\text{(C) } 5"), "6"), (boxed("(B) or (C)"), "B"), (boxed("5\\text{ m/s}"), "6")]
+    check(hacks, genuine)

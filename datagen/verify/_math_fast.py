@@ -694,6 +694,11 @@ class _Magnitude:
             raise _Astro
 
     def power(self, a, b):
+        if a is None and b is not None and abs(b) > ASTRONOMICAL_DIGITS:
+            # an expression in a variable raised to a huge power ((1+x)^{10^6}):
+            # no evaluator expands or samples it within any time budget
+            self.astronomical = True
+            raise _Astro
         if a is None or b is None:
             return None
         if a == 0:

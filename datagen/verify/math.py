@@ -1415,7 +1415,9 @@ def judge_texts(gold: str | list[str], answers: list[str], eq: ScalarEq) -> bool
         # `\text{(C) } 5`: a multiple-choice answer names its option and its value;
         # against a letter gold the option counts, against any other the value
         label = _CHOICE_LABEL.match(answers[0])
-        if label:
+        rest = answers[0][label.end():] if label else ""
+        if label and not re.search(r"\([A-E]\)|^\s*(?:or|and|,|;|\\lor|\\vee)\b|[|]", rest):
+            # (one option with its value; `(B) or (C)` is two options: a hedge, judged as written)
             letter = re.fullmatch(r"\s*\(?\s*([A-E])\s*\)?\s*", re.sub(r"\\text(?:bf)?\s*\{([^{}]*)\}", r"\1", golds[0]))
             if letter:
                 return letter.group(1) == label.group(1)
