@@ -10,7 +10,11 @@ Two sets, reported separately (never tuned case by case):
   ``evaluation/grader.py`` (its unittest cases). A case is kept out of the
   score only by a written rule (``excluded``: a non-default option of the
   source grader, a label that contradicts arithmetic, or a label that needs
-  a tolerance the project's rules forbid); excluded cases are counted.
+  a tolerance the project's rules forbid); excluded cases are counted. Where
+  Math-Verify tests one pair under two options and one of them is datagen's
+  documented rule (``allow_set_relation_comp=True``: a one-variable relation
+  equals the set it denotes), the variant under that option is scored and the
+  default one excluded (math-verify itself still runs with its defaults).
   Rebuild from a Math-Verify checkout with
   ``python benchmarks/verify_math_bench.py --rebuild-external PATH``.
 - **own** (``benchmarks/data/math_pairs.jsonl``): pairs written while the
@@ -108,7 +112,10 @@ def rebuild_external(checkout: Path) -> None:
                     if d.get("strict", True) is not True:
                         excluded = "non-default math-verify option strict=False (variables matched by position)"
                     elif d.get("allow_set_relation_comp", False):
-                        excluded = "non-default math-verify option allow_set_relation_comp=True"
+                        # datagen's documented rule IS this option (a one-variable relation equals the
+                        # set it denotes, both ways), so this variant is scored and its default-option
+                        # twin is excluded below.
+                        rec["set_relation_option"] = True
                     elif precision_here != 6:
                         excluded = f"non-default math-verify float_rounding={precision_here}"
                     elif (d["gold"], d["pred"]) in TOLERANCE_AGAINST_EXACT_GOLD:
@@ -117,6 +124,14 @@ def rebuild_external(checkout: Path) -> None:
                         excluded = "label contradicts arithmetic"
                     rec["excluded"] = excluded
                     out.append(rec)
+    # Pairs tested both ways: score the variant under the option that is datagen's rule, exclude the default.
+    with_option = {(r["gold"], r["completion"], r["source"]) for r in out if r.get("set_relation_option")}
+    for r in out:
+        key = (r["gold"], r["completion"], r["source"])
+        if r.pop("set_relation_option", False) or key not in with_option or r["excluded"] is not None:
+            continue
+        r["excluded"] = ("math-verify's default allow_set_relation_comp=False; datagen's documented rule is the "
+                         "option, under which the same pair is scored")
     for pred, ref, expected in QWEN_CASES:
         out.append({"gold": ref, "completion": pred, "label": expected, "source": QWEN_SOURCE,
                     "mv_match_types": ["latex", "expr"], "excluded": None})
