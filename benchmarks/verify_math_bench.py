@@ -147,7 +147,7 @@ def load(path: Path) -> list[dict]:
 
 
 def _cpu() -> float:
-    from datagen.verify._math_worker import shared_pool
+    from datagen.verify._math_pool import shared_pool
 
     return time.process_time() + shared_pool(1).cpu_seconds()
 

@@ -121,17 +121,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-#: Cycles found when this test was written, in modules other issues own; reported to be broken
-#: there. The list may only shrink: any new cycle, or a new member of one, fails.
-KNOWN_CYCLES: list[list[str]] = [
-    # the math verifier's worker process imports the verifier it serves (lazily)
-    ["datagen.verify._math_worker", "datagen.verify.math"],
-]
-
-
 def test_no_two_modules_import_each_other_directly_or_in_a_cycle():
-    cycles = _cycles(_graph())
-    assert [c for c in cycles if c not in KNOWN_CYCLES] == []
+    assert _cycles(_graph()) == []
 
 
 def test_the_cycle_finder_finds_a_planted_cycle():

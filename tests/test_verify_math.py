@@ -292,7 +292,7 @@ def test_cli_workers_2_runs_two_symbolic_workers_side_by_side(tmp_path):
 
     from datagen.cli.main import main
     from datagen.files import read_records, write_records
-    from datagen.verify import _math_worker
+    from datagen.verify import _math_pool
 
     def tower(k: int) -> str:  # bounded (not astronomical) yet far beyond the 5 s limit in sympy
         return SLOW.replace("x^{3}", f"x^{{{k}}}")
@@ -301,17 +301,17 @@ def test_cli_workers_2_runs_two_symbolic_workers_side_by_side(tmp_path):
              "prompt": "q", "answer": "2", "completion": done("$\\boxed{" + tower(k) + "}$")} for k in (2, 3)]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_records(src, rows)
-    _math_worker.shared_pool(2)  # the pool `--workers 2` uses ...
-    for w in _math_worker.shared_pool(2).workers:  # ... started before the clock runs (imports are not job time)
+    _math_pool.shared_pool(2)  # the pool `--workers 2` uses ...
+    for w in _math_pool.shared_pool(2).workers:  # ... started before the clock runs (imports are not job time)
         w.judge(["1"], ["\\sec^2(0)"], 30.0)
-    restarts = [w.restarts for w in _math_worker.shared_pool(2).workers]
+    restarts = [w.restarts for w in _math_pool.shared_pool(2).workers]
     start = time.monotonic()
     assert main(["verify", str(src), "--verifier", "math", "--output", str(out), "--workers", "2", "--no-progress"]) == 0
     elapsed = time.monotonic() - start
     got = read_records(out)
     assert [r["verdicts"]["math"]["outcome"] for r in got] == ["timeout", "timeout"]
     # each of the two workers ran (and lost) one hanging job, at the same time
-    assert [w.restarts - r for w, r in zip(_math_worker.shared_pool(2).workers, restarts)] == [1, 1]
+    assert [w.restarts - r for w, r in zip(_math_pool.shared_pool(2).workers, restarts)] == [1, 1]
     assert elapsed < 2 * 5.0
 
 

@@ -68,7 +68,7 @@ How it compares
 Where it runs
 - The cheap path (``_math_fast``: exact Fractions) decides most pairs in
   this process. Undecided pairs go to symbolic worker processes
-  (``_math_worker``: our hand parser to sympy, then latex2sympy2_extended,
+  (``_math_worker``, driven by ``_math_pool``: our hand parser to sympy, then latex2sympy2_extended,
   then math-verify's parser; math-verify's structural comparison with our
   exact leaves), killed past ``timeout_s`` -> ``timeout``. ``workers`` of
   them run side by side (``datagen verify --workers``). The in-process part
@@ -1489,7 +1489,7 @@ def verify_math_batch(completions: list[str], answers: list[str], *, timeout_s: 
         else:
             out.append(got)
     if pending:
-        from datagen.verify._math_worker import shared_pool
+        from datagen.verify._math_pool import shared_pool
 
         # default: one worker per CPU (as `datagen verify --workers`); a worker's
         # process starts only when it first gets a job, so few jobs start few
