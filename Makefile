@@ -23,7 +23,7 @@ test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup tests
 
-# R1 in miniature (datagen/demo.py); DEMO_ARGS, e.g. DEMO_ARGS=--quick (the test's size).
+# R1 in miniature (datagen/demo.py); DEMO_ARGS, e.g. DEMO_ARGS=--quick (a smoke run).
 demo: $(STAMP)
 	$(BIN)/python -m datagen.demo $(DEMO_ARGS)
 
