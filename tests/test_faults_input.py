@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -148,11 +149,24 @@ def test_ls_json_into_a_closed_pipe_is_quiet(tmp_path):
 
 
 def _peak_rss_mb(args: list[str], cwd: Path) -> tuple[int, float]:
-    """Run the command; (exit code, peak RSS in MB of that process alone)."""
+    """Run the command; (exit code, peak RSS in MB of that process alone).
+
+    Read from the child's own ``VmHWM`` while it runs, not from ``wait4``'s ``ru_maxrss``: Linux
+    carries the high-water mark across fork/vfork + exec, so a child of a large pytest worker would
+    report the worker's RSS (seen in CI: the same 924 MB for 20k and 200k rows).
+    """
     p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, usage.ru_maxrss / 1024
+    peak_kb = 0
+    status = Path(f"/proc/{p.pid}/status")
+    while p.poll() is None:
+        try:
+            hwm = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+            peak_kb = max(peak_kb, int(hwm.split()[1]))
+        except (OSError, StopIteration, ValueError):
+            pass  # exiting (or a zombie: no VmHWM line)
+        time.sleep(0.02)
+    p.communicate()
+    return p.returncode, peak_kb / 1024
 
 
 def _records(path: Path, n: int) -> Path:

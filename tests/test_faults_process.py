@@ -201,7 +201,22 @@ def test_a_normal_run_is_quiet_and_leaves_nothing_behind(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "telemetry" not in proc.stderr.lower()
     assert _run_folders(tmp_path) == []
-    assert not [c for c in _children(os.getpid()) if "uvicorn" in _cmdline(c)]
+    # No Prefect server of THIS run survives it: found by the PREFECT_HOME only this test's runs carry
+    # (the test process's own children include the session's Prefect test harness server).
+    marker = f"PREFECT_HOME={tmp_path / 'prefect-home'}".encode()
+    assert _wait_for(lambda: not [p for p in _all_pids() if marker in _environ(p)] or None, 10,
+                     "the run's Prefect server to exit")
+
+
+def _all_pids() -> list[int]:
+    return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_a_signal_stops_a_command_whose_main_thread_is_stuck_in_c(tmp_path):
