@@ -32,6 +32,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -228,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     if work.exists():
         shutil.rmtree(work)  # models are scratch; the dataset versions are the record
+    # Each run gets its own model folder: its id is in every model path, hence in every training and
+    # generation run key, so a second run in the same folder trains afresh instead of resuming
+    # versions whose model folders were just deleted.
+    run_dir = work / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     from flows.common import ad_hoc_run_settings
 
     with ad_hoc_run_settings():
-        report = run(work, quick=args.quick)
+        report = run(run_dir.resolve(), quick=args.quick)
     Path(args.report).write_text(json.dumps(report, indent=2))
     _print_summary(report)
     if not args.quick and report["student_accuracy_after"] <= report["student_accuracy_before"]:

@@ -13,8 +13,8 @@ from datagen.store import Store
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(660)  # the demo's own 600 s limit fires first, with its stderr
-def test_demo_distils_a_better_student(tmp_path):
+@pytest.mark.timeout(1260)  # the two runs' own 600 s limits fire first, with their stderr
+def test_demo_distils_a_better_student_and_runs_again(tmp_path):
     env = {**os.environ, "DATAGEN_ROOT": str(tmp_path / "datasets")}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.run([sys.executable, "-m", "datagen.demo"], cwd=tmp_path, env=env, capture_output=True, check=False,
@@ -29,3 +29,13 @@ def test_demo_distils_a_better_student(tmp_path):
             "demo-sft-mix", "demo-teacher-runs", "demo-student-runs"} <= written
     mix = store.resolve("demo-sft-mix")
     assert [str(p) for p in mix.parents] == [f"demo-selected@{store.resolve('demo-selected').id}"]
+
+    # A second run in the same folder trains afresh (it used to resume versions whose models were deleted).
+    again = subprocess.run([sys.executable, "-m", "datagen.demo"], cwd=tmp_path, env=env,
+                           capture_output=True, check=False, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads((tmp_path / "demo_report.json").read_text())
+    assert {r for r in second["datasets"] if r.startswith("demo-student-runs@")} != {
+        r for r in report["datasets"] if r.startswith("demo-student-runs@")}
+    assert second["student_accuracy_after"] > second["student_accuracy_before"]
+    assert len(list((tmp_path / "demo_work").glob("run-*"))) == 1  # the first run's models are gone
