@@ -311,6 +311,14 @@ def split_completion(completion: str | None, *, think_prefilled: bool = False) -
     return Split(reasoning.strip(), _unwrap_answer(rest).strip(), True)
 
 
+def response_of(row: Mapping[str, Any], *, think_prefilled: bool = False) -> str | None:
+    """The final-answer part of a row: its ``summary`` column, else split from its ``completion``."""
+    summary = row.get("summary")
+    if isinstance(summary, str):
+        return summary
+    return split_completion(row.get("completion"), think_prefilled=think_prefilled).summary
+
+
 def _unwrap_answer(text: str) -> str:
     match = _ANSWER_TAG.search(text)
     return match.group(1) if match else text

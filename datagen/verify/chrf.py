@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from datagen.records import split_completion, verdict
+from datagen.records import response_of, verdict
 
 #: chrF (0-100) at or above which a translation passes the reference gate.
 DEFAULT_THRESHOLD = 40.0
@@ -52,9 +52,7 @@ def verify_chrf(
         if not isinstance(reference, str) or not reference.strip():
             out.append(verdict("error", detail="no reference translation (column 'answer')"))
             continue
-        response = row.get("summary")
-        if not isinstance(response, str):
-            response = split_completion(row.get("completion"), think_prefilled=think_prefilled).summary
+        response = response_of(row, think_prefilled=think_prefilled)
         if response is None or not response.strip():
             out.append(verdict("unparseable", detail="response has no final answer"))
             continue

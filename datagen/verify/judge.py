@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from datagen.generate.backends.base import Backend, GenRequest
 from datagen.generate.config import BackendConfig, SamplingConfig
 from datagen.generate.prompts import load_template, render_prompt
-from datagen.records import split_completion, verdict
+from datagen.records import response_of, split_completion, verdict
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,6 @@ def parse_judge_output(text: str | None, *, think_prefilled: bool = False) -> tu
     return match.group(1) == "CORRECT", lines[-1]
 
 
-def _response_of(row: Mapping[str, Any], think_prefilled: bool) -> str | None:
-    """The final answer part of a row's completion (its summary)."""
-    if row.get("summary") is not None:
-        return row["summary"]
-    return split_completion(row.get("completion"), think_prefilled=think_prefilled).summary
-
-
 def verify_judge(
     rows: Sequence[Mapping[str, Any]],
     backend: Backend,
@@ -153,7 +146,7 @@ def verify_judge(
         if "reference" in slots and (reference is None or not str(reference).strip()):
             verdicts[i] = verdict("error", detail=f"no reference answer to judge against ({name})")
             continue
-        response = _response_of(row, think_prefilled)
+        response = response_of(row, think_prefilled=think_prefilled)
         if response is None or not response.strip():
             verdicts[i] = verdict("unparseable", detail="response has no final answer")
             continue

@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from datagen.records import split_completion, verdict
+from datagen.records import response_of, verdict
 
 #: Other assistants and labs an answer must not claim to be (case-folded).
 OTHER_IDENTITIES: tuple[str, ...] = (
@@ -87,9 +87,7 @@ def verify_self_cognition(rows: Sequence[Mapping[str, Any]], *, think_prefilled:
         if ident is None:
             out.append(verdict("error", detail="no identity {name, maker} to check against (column 'identity')"))
             continue
-        response = row.get("summary")
-        if not isinstance(response, str):
-            response = split_completion(row.get("completion"), think_prefilled=think_prefilled).summary
+        response = response_of(row, think_prefilled=think_prefilled)
         if response is None or not response.strip():
             out.append(verdict("unparseable", detail="response has no final answer"))
             continue
