@@ -45,6 +45,9 @@ FLOWS: dict[str, FlowEntry] = {
                         "Rejection sampling and the GRPO prompt set."),
     "mix": FlowEntry("flows/mix.py:mix_flow", "MixParams", "cpu",
                      "Reasoning + non-reasoning samples as chat messages."),
+    # No on-demand deployment (pool None): the sft flow runs it as its first step; alone: datagen run tokenize.
+    "tokenize": FlowEntry("flows/tokenize.py:tokenize_flow", "TokenizeParams", None,
+                          "Chat messages -> token ids + assistant masks, cached by tokenizer and chat template."),
     "sft": FlowEntry("flows/train.py:sft_flow", "SFTParams", "gpu", "SFT on an SFT-mix version."),
     "grpo": FlowEntry("flows/train.py:grpo_flow", "GRPOParams", "gpu", "GRPO on a prompt-set version."),
     "general": FlowEntry("flows/general.py:general_flow", "GeneralParams", None,

@@ -6,6 +6,13 @@ gold answers) and commits a *run* version whose rows are the logged metrics
 location, the training config and the final metrics — so a model is always
 traceable to the exact data version it was trained on.
 
+SFT trains from a tokenised version (``flows/tokenize.py``): when its input
+holds chat messages, the ``sft`` flow runs the ``tokenize`` stage first (a
+cache hit when this data was tokenised with this template before), and each
+process decodes that version once into a memory-mapped local set
+(``trainers.tokenize.materialize_version``). No process ever holds the rows:
+memory grows with the micro-batch, not with the dataset.
+
 Both take a slot of the global concurrency limit ``gpu``. ``launch`` (a ``how``
 parameter) trains in this process or in ``torchrun`` ranks over the worker's GPUs
 (and over several nodes), each rank reading the input version itself.
@@ -73,8 +80,10 @@ class LaunchConfig(BaseModel):
 
 class SFTParams(StageParams):
     root: str | None = where(None)
-    input: str = where("sft-mix")
+    input: str = where("sft-mix", description="an SFT version of chat messages (tokenised first) or a tokenize "
+                       "stage's version")
     output: str = where("sft-runs")
+    tokenized: str | None = where(None, description="dataset the tokenize step writes; None = '<input>-tokens'")
     sft: SFTConfig
     gpu_limit: bool = how(True)
     launch: LaunchConfig = how(LaunchConfig())
@@ -152,7 +161,7 @@ def _metrics_artifact(stage: str, metrics: dict[str, Any]) -> None:
                           key=f"{stage}-metrics", description=f"final {stage} metrics")
 
 
-def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], Any]) -> str | None:
+def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any, Any], Any]) -> str | None:
     """Resolve the input version, train on it (holding a ``gpu`` slot) in this process or in
     launched ranks (``params.launch``), commit the run version."""
     run = open_stage(params, stage, [params.input])
@@ -163,21 +172,27 @@ def _train(params: SFTParams | GRPOParams, stage: str, train: Callable[[Any], An
         if params.launch.distributed():
             result = _launch(params, stage, run.source.ref)
         else:
-            result = train(run.store.scan(run.source))
+            result = train(run.store, run.source)
     if result is None:  # a node other than rank 0's: that node commits
         return None
     return _commit_run(writer, result, stage)
 
 
-def _run_stage(stage: str, params: SFTParams | GRPOParams, lf, log_step: Callable[[dict[str, Any]], None]):
-    """The trainer call of a stage on a lazy frame of its input: the same in the flow's process and in each rank."""
+def _run_stage(stage: str, params: SFTParams | GRPOParams, store, source, log_step: Callable[[dict[str, Any]], None]):
+    """The trainer call of a stage on its input version: the same in the flow's process and in each rank.
+
+    SFT: the tokenised version decoded once per machine into a local set (ranks of a node share
+    it under a lock) and read memory-mapped by ``train_sft``, each rank only its rows."""
     if stage == "sft":
         from trainers.sft import train_sft
+        from trainers.tokenize import materialize_version
 
-        return train_sft(params.sft, lf.select("messages").collect().to_dicts(), on_log=log_step)
+        cfg = params.sft
+        data = materialize_version(store, source, cfg.token_cache or Path(cfg.output_dir) / "tokenized")
+        return train_sft(cfg.model_copy(update={"data": str(data)}), on_log=log_step)
     from trainers.grpo import train_grpo
 
-    return train_grpo(params.grpo, lf.collect().to_dicts(), on_log=log_step)
+    return train_grpo(params.grpo, store.scan(source).collect().to_dicts(), on_log=log_step)
 
 
 #: A rank's line that carries one logged step (relayed to the flow's log) or the final result.
@@ -252,7 +267,8 @@ def _rank_main(spec_path: str) -> None:
         if rank0:
             print(_STEP + json.dumps(_jsonable(metrics), default=str), flush=True)
 
-    result = _run_stage(stage, params, open_store(params.root).scan(spec["source"]), log_step)
+    store = open_store(params.root)
+    result = _run_stage(stage, params, store, store.resolve(spec["source"]), log_step)
     if rank0:
         summary = asdict(result) if is_dataclass(result) else dict(vars(result))
         summary["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
@@ -261,18 +277,37 @@ def _rank_main(spec_path: str) -> None:
 
 @task(cache_policy=NO_CACHE)
 def sft_task(params: SFTParams) -> str | None:
-    return _train(params, "sft", lambda lf: _run_stage("sft", params, lf, on_log("sft")))
+    return _train(params, "sft", lambda store, src: _run_stage("sft", params, store, src, on_log("sft")))
 
 
 @task(cache_policy=NO_CACHE)
 def grpo_task(params: GRPOParams) -> str | None:
-    return _train(params, "grpo", lambda lf: _run_stage("grpo", params, lf, on_log("grpo")))
+    return _train(params, "grpo", lambda store, src: _run_stage("grpo", params, store, src, on_log("grpo")))
+
+
+def tokenized_input(params: SFTParams) -> SFTParams:
+    """``params`` reading a tokenised version: the input itself when it is one, else the ``tokenize``
+    stage's version of it for ``sft.model``'s tokenizer and ``sft.max_length`` (run now, or found)."""
+    from datagen.store import open_store
+    from flows.tokenize import TokenizeParams, tokenize_flow
+    from trainers.tokenize import is_tokenized
+
+    source = open_store(params.root).resolve(params.input)
+    if is_tokenized(source):
+        return params
+    if params.sft.model is None:
+        raise ValueError("sft.model is not set: the sft flow needs a model (a dir, hub id or NAME@VERSION)")
+    ref = tokenize_flow(TokenizeParams(root=params.root, input=source.ref, output=params.tokenized,
+                                       tokenizer=params.sft.model, model_store=params.sft.model_store,
+                                       max_length=params.sft.max_length, truncate=params.sft.truncate))
+    return params.model_copy(update={"input": ref})
 
 
 @flow(name="sft")
 def sft_flow(params: SFTParams) -> str:
-    """Supervised fine-tuning on an SFT mix version; returns the run version."""
-    return sft_task(params)
+    """Supervised fine-tuning on an SFT mix version (tokenised first, ``tokenized_input``) or on a
+    tokenised version; returns the run version."""
+    return sft_task(tokenized_input(params))
 
 
 @flow(name="grpo")
