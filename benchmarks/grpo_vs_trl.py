@@ -1,15 +1,21 @@
 """Our GRPO vs TRL's GRPOTrainer, and our SFT vs TRL's SFTTrainer, on the toy
 setup (same tiny model, same batch, G, mu, completion length), CPU.
 
-    python benchmarks/grpo_vs_trl.py [--steps 20]     # needs the `bench` extra (trl)
+    python benchmarks/grpo_vs_trl.py [--steps 20] [--rounds 2] [--new-tokens 128] [--grpo-only]
+    # needs the `bench` extra (trl)
 
-Prints s/step (GRPO) and tokens/s (SFT) for both and the ratios; last line is JSON.
+GRPO: ``--rounds`` runs of each trainer alternate (ours, TRL, ours, TRL, ...) in one
+process, so load on a shared machine falls on both; each run's first two steps are
+warm-up. Both must generate exactly ``--new-tokens`` per completion (checked from each
+trainer's own length metric). Prints s/step (GRPO) and tokens/s (SFT) for both and
+the ratios; last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 
@@ -19,6 +25,11 @@ from trainers.toy import ToyLastDigit, toy_accuracy, toy_grpo_config, toy_model,
 
 PROMPTS, G, MU = 16, 16, 1
 NEW = 128  # generated tokens per completion (--new-tokens); R1-shaped runs need >= 128
+# TRL's GRPOConfig defaults to bf16 autocast and gradient checkpointing; on this CPU both
+# only slow it down (bf16 matmuls are slow here, and a tiny model needs no activation
+# memory savings), and ours runs fp32 without checkpointing. Its best CPU settings are
+# the fair peer; --trl-defaults measures its defaults instead.
+TRL_PRECISION = {"bf16": False, "gradient_checkpointing": False}
 
 
 def long_tokenizer():
@@ -32,13 +43,19 @@ def long_tokenizer():
 
 
 def bench_model(tok):
-    # built on the plain toy tokenizer: the model's vocabulary stops before the added EOS
+    """The tiny model, built on the plain toy tokenizer (its vocabulary stops before the
+    added EOS), with its config's and generation config's EOS set to ``tok``'s. TRL stops
+    generating at *every* EOS id it finds (the tokenizer's and the model's generation
+    config's): left at the toy model's own ``<|end|>``, TRL's completions averaged ~18
+    tokens while ours ran all NEW."""
     from datagen.tinymodel import build_model
 
     assert len(tok) == len(toy_tokenizer()) + 1
-    return build_model(toy_tokenizer(), hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=NEW + 64, seed=0)
-
-
+    model = build_model(toy_tokenizer(), hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=NEW + 64,
+                        seed=0)
+    if NEW > 1:
+        model.config.eos_token_id = model.generation_config.eos_token_id = tok.eos_token_id
+    return model
 
 
 def ours_grpo(steps: int, root: str) -> float:
@@ -50,7 +67,15 @@ def ours_grpo(steps: int, root: str) -> float:
                           max_new_tokens=NEW)
     res = train_grpo(cfg, ToyLastDigit().train_rows(), model=model, tokenizer=tok)
     times = [h["time/step_s"] for h in res.history[2:]]  # skip warm-up steps
+    _check_length("ours", [h["completion_length/mean"] for h in res.history])
     return sum(times) / len(times)
+
+
+def _check_length(who: str, means: list[float]) -> None:
+    """Both trainers must generate exactly NEW tokens per completion, or the step times
+    compare different work."""
+    if NEW > 1 and any(abs(m - NEW) > 1e-6 for m in means):
+        raise SystemExit(f"{who}: mean completion length {means} != --new-tokens {NEW}; the comparison is void")
 
 
 class _StepTimer:
@@ -85,12 +110,14 @@ def trl_grpo(steps: int, root: str) -> float:
     args = GRPOConfig(output_dir=f"{root}/trl", per_device_train_batch_size=PROMPTS * G, num_generations=G,
                       max_completion_length=NEW, num_iterations=MU, learning_rate=1e-3, beta=0.0, max_steps=steps,
                       logging_steps=1000, report_to="none", use_cpu=True, save_strategy="no", temperature=1.0,
-                      top_k=0, lr_scheduler_type="constant", warmup_steps=0)
+                      top_k=0, lr_scheduler_type="constant", warmup_steps=0, **TRL_PRECISION)
     timer = _StepTimer()
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=ds, processing_class=tok,
                           callbacks=[timer.callback()])
     trainer.train()
     gaps = [b - a for a, b in zip(timer.stamps[1:], timer.stamps[2:])]
+    _check_length("TRL", [h["completions/mean_length"] for h in trainer.state.log_history
+                          if "completions/mean_length" in h])
     return sum(gaps) / len(gaps)
 
 
@@ -134,25 +161,49 @@ def trl_sft(steps: int, root: str) -> float:
     return n_tokens / secs
 
 
+def _reset_accelerate() -> None:
+    """Forget accelerate's process-wide state, so each trainer sets its own precision
+    (accelerate refuses a second Accelerator with a different mixed_precision)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--new-tokens", type=int, default=128, help="generated tokens per completion (default 128)")
     ap.add_argument("--grpo-only", action="store_true", help="skip the short-row SFT comparison "
                     "(benchmarks/sft_scale.py has the R1-shaped one)")
+    ap.add_argument("--trl-defaults", action="store_true", help="run TRL with its GRPOConfig defaults (bf16 "
+                    "autocast, gradient checkpointing) instead of its fastest CPU settings")
+    ap.add_argument("--rounds", type=int, default=2, help="GRPO runs of each trainer, alternating ours/TRL, so "
+                    "that a shared machine's changing load falls on both (default 2)")
     args = ap.parse_args()
-    global NEW
+    global NEW, TRL_PRECISION
     NEW = args.new_tokens
+    if args.trl_defaults:
+        TRL_PRECISION = {}
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as root:
-        # ours first: accelerate's process-wide state is then set by ours, and TRL's trainers accept it
-        o = ours_grpo(args.steps, root)
+        rounds = []
+        for r in range(args.rounds):
+            _reset_accelerate()
+            o = ours_grpo(args.steps, f"{root}/{r}")
+            _reset_accelerate()
+            t = trl_grpo(args.steps, f"{root}/{r}")
+            rounds.append((o, t))
+            print(f"round {r}: ours {o:.3f} s/step  TRL {t:.3f} s/step  ratio {o / t:.2f}x  "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+        _reset_accelerate()
         so = float("nan") if args.grpo_only else ours_sft(args.steps, root)
-        t = trl_grpo(args.steps, root)
+        _reset_accelerate()
         st = float("nan") if args.grpo_only else trl_sft(args.steps, root)
+    o = sum(x for x, _ in rounds) / len(rounds)
+    t = sum(y for _, y in rounds) / len(rounds)
     print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW})  ours {o:.3f} s/step   TRL {t:.3f} s/step   ratio {o / t:.2f}x")
     print(f"SFT   (packed, bs=8, 512 tok)       ours {so:,.0f} tok/s   TRL {st:,.0f} tok/s   speedup {so / st:.2f}x")
-    print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": o / t},
+    print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": o / t, "rounds": rounds},
                       "sft_tokens_per_s": {"ours": so, "trl": st, "ratio": so / st}}))
 
 
