@@ -48,8 +48,8 @@ class TokenizeParams(StageParams):
     truncate: Literal["drop", "error"] = "drop"
     #: rows tokenised at once; memory grows with it, never with the version's size
     batch_rows: int = how(1024, ge=1)
-    #: tokens per output shard (~5 bytes each held while a shard is written)
-    shard_tokens: int = how(16_000_000, ge=1)
+    #: tokens per output shard: ~5 bytes each held, ~4x that while Parquet encodes the shard
+    shard_tokens: int = how(4_000_000, ge=1)
     runner: ShardRunner = how(ShardRunner())
 
 

@@ -118,15 +118,18 @@ def test_sft_from_the_tokenized_version_reaches_the_loss_of_raw_rows(tmp_path, p
 
 
 def test_a_set_made_by_another_template_or_too_long_is_refused(tmp_path, prefect_harness):
+    from datagen.cli.main import main
     from flows.tokenize import TokenizeParams, tokenize_flow
     from trainers.config import SFTConfig
     from trainers.sft import train_sft
 
     root = str(tmp_path / "store")
     source = mix_version(root, extra=())
-    ref = tokenize_flow(TokenizeParams(root=root, input=source, tokenizer=saved_tokenizer(tmp_path / "t"),
-                                       max_length=64))
+    # the stage from the command line (flows/catalog.py)
+    assert main(["run", "tokenize", "--root", root, "--set", f"input={source}", "--set",
+                 f"tokenizer={saved_tokenizer(tmp_path / 't')}", "--set", "max_length=64"]) == 0
     store = open_store(root)
+    ref = store.resolve("sft-mix-tokens").ref
     path = materialize_version(store, store.resolve(ref), tmp_path / "cache")
     think = build_tokenizer(prefill_think=True)
     with pytest.raises(ValueError, match="another tokenizer or chat template"):
