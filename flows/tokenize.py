@@ -51,6 +51,9 @@ class TokenizeParams(StageParams):
     #: tokens per output shard: ~5 bytes each held, ~4x that while Parquet encodes the shard
     shard_tokens: int = how(4_000_000, ge=1)
     runner: ShardRunner = how(ShardRunner())
+    #: shard tasks running at once; None = 2 on threads (the GIL: more buys little and each holds a
+    #: shard's buffers, a few hundred MB), every shard on processes/dask (one per worker process)
+    shards_in_flight: int | None = how(None, ge=1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -126,19 +129,36 @@ def tokenize_shard(root: str, in_path: str, dataset: str, version: str, index: i
 
 def _tokenize_shards(root: str, source: Manifest, dataset: str, version: str, params: TokenizeParams
                      ) -> dict[str, Any]:
-    """One ``tokenize_shard`` task per input shard on the current task runner; merged stats."""
+    """One ``tokenize_shard`` task per input shard on the current task runner, at most
+    ``shards_in_flight`` at once (memory is per shard in flight); merged stats."""
     from prefect.futures import as_completed
 
     from flows.progress import report
 
-    futures = [tokenize_shard.submit(root, s.path, dataset, version, i, params) for i, s in enumerate(source.shards)]
-    report("tokenize", 0, len(futures))
+    shards = list(enumerate(source.shards))
+    window = params.shards_in_flight or (2 if params.runner.kind == "threads" else len(shards))
+    pending: set = set()
+
+    def submit_next() -> None:
+        if shards:
+            i, s = shards.pop(0)
+            pending.add(tokenize_shard.submit(root, s.path, dataset, version, i, params))
+
+    n = len(shards)
+    for _ in range(window):
+        submit_next()
+    report("tokenize", 0, n)
     total = {"rows_in": 0, "samples": 0, "tokens": 0, "dropped_too_long": 0, "longest": 0}
-    for done, fut in enumerate(as_completed(futures), 1):
+    done = 0
+    while pending:
+        fut = next(iter(as_completed(pending)))
+        pending.remove(fut)
         st = fut.result()
+        submit_next()
         for k, v in total.items():
             total[k] = max(v, st[k]) if k == "longest" else v + st[k]
-        report("tokenize", done, len(futures))
+        done += 1
+        report("tokenize", done, n)
     return total
 
 
