@@ -28,8 +28,8 @@ def test_name_resolves_in_the_flat_table():
     ("<think>We add the two numbers 所以答案</think>The answer is 5.", "en", 5 / 9),
     # reasoning clean, answer in French ("La réponse est": French function words): 1 x 0
     ("<think>We add the two numbers.</think>La réponse est 5.", "en", 0.0),
-    # pure math has no words: 1 x 1
-    ("<think>$1 + 1 = 2$</think>$2$", "en", 1.0),
+    # an answer with no words is neutral: 1 x 1
+    ("<think>We add the two numbers.</think>$\\boxed{2}$", "en", 1.0),
     # "DP" is a term inside Chinese (neutral): 5 Han characters, all target
     ("<think>我们用 DP 求解。</think>答案是 5。", "zh", 1.0),
     # 4 Han characters + an English sentence of 6 words (let, me, the: a phrase, not a term): 4 / 10
@@ -43,8 +43,32 @@ def test_hand_computed_values(completion, language, expected):
 
 def test_cannot_judge_is_none_not_zero():
     assert reward("<think>We add the two numbers.</think>5", None) is None      # no target language
-    assert language_consistency_reward([None], language=["en"]) == [None]      # no text
-    assert reward("", "en") is None
+    assert language_consistency_reward([None], language=["en"]) == [None]      # no completion
+
+
+@pytest.mark.parametrize("completion", [
+    "",                                   # nothing at all
+    "}",                                  # a constant answer (a demo policy collapsed to it at reward 1.0)
+    "\\boxed{5}",                         # a bare answer, no reasoning, no words
+    "<think></think>\\boxed{5}",          # an empty reasoning
+    "<think>   </think>The answer is 5.",  # a blank reasoning, clean answer
+    "<think>$1 + 1 = 2$</think>$2$",      # a reasoning with no words (math only)
+    "<think>12 + 7 = 19 ; 19 - 3 = 16</think>16",
+])
+def test_saying_nothing_earns_nothing(completion):
+    """The reward pays for words in the target language: no words, no reward (else a constant wins)."""
+    assert reward(completion, "en") == 0.0
+    assert reward(completion, "zh") == 0.0
+
+
+@pytest.mark.parametrize("completion,expected", [
+    ("<think>We add the two numbers.</think>\\boxed{5}", 1.0),
+    ("The answer is five.", 1.0),          # no think tags: the whole text is judged
+    ("<think>ones 7+5+0=12 write 2 carry 1</think>\\boxed{82}", 1.0),
+    ("<think>ones 7+5+0=12 写 2 进 1</think>\\boxed{82}", pytest.approx(1 / 3)),  # ones vs 写, 进
+])
+def test_genuine_reasoning_still_pays(completion, expected):
+    assert reward(completion, "en") == expected
 
 
 def test_conversational_and_prefilled_completions():

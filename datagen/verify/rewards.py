@@ -151,9 +151,15 @@ def language_consistency_reward(completions: Sequence[Any], *, think_prefilled: 
     measure the language filter uses): the share of the reasoning's words in
     the row's ``language`` times the same share of the answer (each part
     judged on its own, so an answer in another language scores 0 however clean
-    the reasoning is; a part with no words, e.g. pure math, scores 1).
+    the reasoning is). A completion without ``<think>`` is judged as one text.
 
-    ``None`` without a ``language`` for the row, or without any text to judge.
+    The reward pays for words written in the target language, so writing none
+    earns nothing: an empty completion, or a reasoning (or a think-less
+    completion) with no judged words, scores 0.0 — else a constant answer such
+    as ``}`` would beat every genuine reasoning (1.0 for saying nothing). An
+    *answer* with no words (``\\boxed{5}``) is neutral (factor 1).
+
+    ``None`` only without a ``language`` for the row or without a completion.
     """
     from datagen.language import ANSWER_ANALYZER, analyze  # lazy: loads the fastText model on first use
 
@@ -165,11 +171,13 @@ def language_consistency_reward(completions: Sequence[Any], *, think_prefilled: 
             out.append(None)
             continue
         split = split_completion(text, think_prefilled=think_prefilled)
-        if not split.reasoning and not split.summary:
-            out.append(None)
+        body = split.reasoning or (split.summary if split.reasoning is None else "")
+        report = analyze(body, language) if body else None
+        if report is None or not report.judged_words:
+            out.append(0.0)
             continue
-        score = analyze(split.reasoning, language).consistency if split.reasoning else 1.0
-        if split.summary:
+        score = report.consistency
+        if split.reasoning and split.summary:
             score *= ANSWER_ANALYZER.analyze(split.summary, language).consistency
         out.append(score)
     return out
