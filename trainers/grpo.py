@@ -30,7 +30,9 @@ How this deviates from the paper, and why:
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import functools
 import logging
 import random
 import time
@@ -143,14 +145,39 @@ class HFSampler:
     and only decoding runs on all P×G rows. ``model.generate`` would prefill
     every prompt G times (``repeat_interleave`` of the inputs), which is most
     of a step's cost when completions are short.
+
+    Decoding then costs what the KV cache costs: for a step of 256 completions
+    of 128 tokens it is memory traffic, not arithmetic. Three things keep it down:
+
+    - a split cache (``_SplitKV``, for the model families in ``_SPLIT_KV_MODELS``):
+      transformers' ``DynamicLayer`` grows by ``torch.cat`` at every token, copying the
+      whole cache each time; here each layer keeps a contiguous *main* part that grows
+      every ``chunk`` tokens and a small preallocated *tail*, and attention (one query
+      token: two batched matmuls per part) reads both in place; other models decode
+      through their own attention and cache, as before;
+    - finished rows leave the batch (once a quarter of the rows still decoding have
+      finished), so short completions stop paying for long ones;
+    - no attention mask is built per token: the only masked keys are the prompts'
+      left padding, a fixed bias on the first columns.
+
+    Every rank decodes until all ranks are done (under FSDP each forward is a
+    collective); on a GPU that check, a host sync, runs every ``sync_every`` tokens,
+    and columns past every row's EOS are dropped.
     """
+
+    chunk = 32  # tail size of the split cache: main grows (one copy) every `chunk` tokens
 
     def __init__(self, cfg: GRPOConfig, tokenizer):
         self.cfg, self.tokenizer = cfg, tokenizer
+        self.sync_every = None  # tokens between "all ranks done?" checks; None: 1 on CPU, 8 on GPU
+        self.split_kv = True  # False: decode through the model's own attention and cache
+        # what the last sample() did: decoded through the split cache, times finished rows left the batch
+        self.last = {"split_kv": False, "compactions": 0}
 
     def sample(self, model, prompt_texts: list[str]):
         """-> (prompt ids, prompt mask, completion ids), each with P×G rows (G
-        consecutive rows per prompt); completions are padded after their EOS."""
+        consecutive rows per prompt); completions are padded after their EOS and
+        end at the longest one (at most ``max_new_tokens``)."""
         import torch
 
         tok, G = self.tokenizer, self.cfg.num_generations
@@ -158,38 +185,216 @@ class HFSampler:
         enc = tok(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         was_training = model.training
         model.eval()
-        with torch.no_grad():
-            attn = enc["attention_mask"]
-            # Left padding: positions count real tokens only.
-            pos = (attn.cumsum(-1) - 1).clamp(min=0)
-            out = model(input_ids=enc["input_ids"], attention_mask=attn, position_ids=pos, use_cache=True)
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(G)
-            logits = out.logits[:, -1, :].float().repeat_interleave(G, dim=0)
-            attn = attn.repeat_interleave(G, dim=0)
-            finished = torch.zeros(attn.shape[0], dtype=torch.bool, device=attn.device)
-            steps = []
-            for t in range(self.cfg.max_new_tokens):
-                nxt = _sample_token(logits, self.cfg.temperature, self.cfg.top_p)
-                nxt = torch.where(finished, torch.full_like(nxt, tok.pad_token_id), nxt)
-                steps.append(nxt)
-                finished |= nxt == tok.eos_token_id
-                # every rank decodes until all ranks are done: under FSDP each forward
-                # is a collective, so one rank stopping early would hang the others
-                if t + 1 == self.cfg.max_new_tokens or all_ranks(bool(finished.all())):
-                    break
-                attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-                out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=attn.sum(-1, keepdim=True) - 1,
-                            past_key_values=cache, use_cache=True)
-                cache = out.past_key_values
-                logits = out.logits[:, -1, :].float()
-        model.train(was_training)
+        try:
+            with torch.no_grad():
+                comp = self._decode(model, enc["input_ids"], enc["attention_mask"], G)
+        finally:
+            model.train(was_training)
         ids = enc["input_ids"].repeat_interleave(G, dim=0)
         prompt_attn = enc["attention_mask"].repeat_interleave(G, dim=0)
-        return ids, prompt_attn, torch.stack(steps, dim=1)
+        return ids, prompt_attn, comp
+
+    def _decode(self, model, input_ids, attn, G: int):
+        import torch
+
+        cfg, tok = self.cfg, self.tokenizer
+        pad, eos = tok.pad_token_id, tok.eos_token_id
+        # Left padding: positions count real tokens only.
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(G)
+        logits = out.logits[:, -1, :].float().repeat_interleave(G, dim=0)
+        attn = attn.repeat_interleave(G, dim=0)
+        B, N, device = attn.shape[0], cfg.max_new_tokens, attn.device
+        tokens = torch.full((B, N), pad, dtype=torch.long, device=device)
+        rows = torch.arange(B, device=device)  # the full-batch index of each row still in the batch
+        finished = torch.zeros(B, dtype=torch.bool, device=device)
+        next_pos = attn.sum(-1, keepdim=True)  # position of each row's next token
+        sync_every = self.sync_every or (8 if device.type == "cuda" else 1)
+        split = _SplitKV.install(model, cache, attn, self.chunk) if self.split_kv else None
+        self.last = {"split_kv": split is not None, "compactions": 0}
+        try:
+            for t in range(N):
+                nxt = _sample_token(logits, cfg.temperature, cfg.top_p)
+                nxt = nxt.masked_fill(finished, pad)
+                tokens[rows, t] = nxt
+                finished |= nxt == eos
+                if t + 1 == N:
+                    break
+                # every rank decodes until all ranks are done: under FSDP each forward
+                # is a collective, so one rank stopping early would hang the others
+                if (t + 1) % sync_every == 0:
+                    n_done = int(finished.sum())
+                    if all_ranks(n_done == len(rows)):
+                        break
+                    if 4 * n_done >= len(rows) and n_done < len(rows):
+                        keep = (~finished).nonzero().squeeze(1)  # drop the finished rows
+                        rows, finished, nxt, next_pos = rows[keep], finished[keep], nxt[keep], next_pos[keep]
+                        self.last["compactions"] += 1
+                        if split is not None:
+                            split.select(keep)
+                        else:
+                            cache.batch_select_indices(keep)
+                            attn = attn[keep]
+                if split is None:
+                    attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+                out = model(input_ids=nxt[:, None], attention_mask=None if split is not None else attn,
+                            position_ids=next_pos, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                next_pos = next_pos + 1
+                logits = out.logits[:, -1, :].float()
+        finally:
+            if split is not None:
+                split.uninstall()
+        # columns past every row's EOS are padding only
+        width = int(completion_mask(tokens, eos).sum(dim=1).max()) if B else 0
+        return tokens[:, : max(width, 1)]
 
     def sync(self, model) -> None:
         """Samples come from the live policy: nothing to sync."""
+
+
+# Model families whose attention is plain scaled dot-product over a full-attention cache,
+# called through transformers' AttentionInterface: the split cache serves them.
+_SPLIT_KV_MODELS = {"llama", "qwen2", "qwen3", "mistral", "qwen2_moe", "qwen3_moe"}
+_SPLIT_KV_ATTENTION = "datagen_split_kv_decode"
+_ACTIVE_SPLIT = contextvars.ContextVar("datagen_active_split_kv", default=None)
+
+
+class _SplitKV:
+    """A decoding KV cache per layer (``_SplitLayer``): a contiguous *main* part plus a
+    ``chunk``-sized *tail*, installed into a prefilled transformers cache for one decode.
+
+    ``torch.cat`` per token (transformers' DynamicLayer) copies every cached key and value
+    at every step; attention over a slice of one big preallocated buffer is no better (the
+    CPU kernels run ~2x slower on a strided view than on a contiguous tensor). Here the new
+    token is written into the tail, attention (``_split_kv_attention``) reads main and tail
+    in place, and the tail moves into main every ``chunk`` tokens. The prompts' left
+    padding is masked by a fixed bias on main's first columns.
+    """
+
+    def __init__(self, model, cache, attn, chunk: int):
+        import torch
+
+        self.model, self.cache = model, cache
+        self.previous = model.config._attn_implementation
+        cache.layers = [_split_layer_class()(layer.keys, layer.values, chunk) for layer in cache.layers]
+        pad = attn == 0
+        self.bias = None  # [B, 1, 1, L_prompt]: -inf on prompt padding
+        if bool(pad.any()):
+            dtype = cache.layers[0].main_k.dtype
+            self.bias = torch.zeros(pad.shape, dtype=dtype, device=attn.device).masked_fill(pad, float("-inf"))
+            self.bias = self.bias[:, None, None, :]
+        self.token = None
+
+    @classmethod
+    def install(cls, model, cache, attn, chunk: int):
+        """The split cache in place of ``cache``'s layers, with the model's attention routed
+        to it; None (nothing changed) when the model is not one it serves."""
+        from transformers import AttentionInterface
+        from transformers.cache_utils import DynamicLayer
+
+        if getattr(model.config, "model_type", None) not in _SPLIT_KV_MODELS or not getattr(cache, "layers", None):
+            return None
+        if any(type(layer) is not DynamicLayer for layer in cache.layers):
+            return None  # sliding-window or other special layers: their own cache logic applies
+        if _SPLIT_KV_ATTENTION not in AttentionInterface._global_mapping:
+            AttentionInterface.register(_SPLIT_KV_ATTENTION, _split_kv_attention)
+        split = cls(model, cache, attn, chunk)
+        split.token = _ACTIVE_SPLIT.set(split)
+        model.set_attn_implementation(_SPLIT_KV_ATTENTION)
+        if model.config._attn_implementation != _SPLIT_KV_ATTENTION:
+            split.uninstall()
+            raise RuntimeError(f"{type(model).__name__} did not take the split-cache attention")
+        return split
+
+    def uninstall(self) -> None:
+        """Give the model back its attention implementation."""
+        if self.token is not None:
+            _ACTIVE_SPLIT.reset(self.token)
+            self.token = None
+        if self.model.config._attn_implementation != self.previous:
+            self.model.set_attn_implementation(self.previous)
+
+    def select(self, keep) -> None:
+        """Keep only the rows ``keep`` (finished rows leave the batch)."""
+        self.cache.batch_select_indices(keep)
+        if self.bias is not None:
+            self.bias = self.bias[keep]
+
+
+@functools.cache
+def _split_layer_class():
+    """``_SplitLayer``, defined on first use: it subclasses transformers' DynamicLayer, and
+    importing this module must not import transformers."""
+    from transformers.cache_utils import DynamicLayer
+
+    class _SplitLayer(DynamicLayer):
+        """One layer of ``_SplitKV``: ``main_k/main_v`` ``[B, Hkv, L, D]`` contiguous, and the
+        first ``n`` of ``chunk`` positions of ``tail_k/tail_v``."""
+
+        def __init__(self, keys, values, chunk: int):
+            super().__init__()
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+            self.main_k, self.main_v = keys.contiguous(), values.contiguous()
+            B, H, _, D = keys.shape
+            self.tail_k, self.tail_v = keys.new_empty(B, H, chunk, D), values.new_empty(B, H, chunk, D)
+            self.chunk, self.n = chunk, 0
+            self.keys = self.values = None  # DynamicLayer's own storage: unused
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            import torch
+
+            if key_states.shape[-2] != 1:
+                raise RuntimeError("the split cache decodes one token per step")
+            if self.n == self.chunk:
+                self.main_k = torch.cat([self.main_k, self.tail_k], dim=-2)
+                self.main_v = torch.cat([self.main_v, self.tail_v], dim=-2)
+                self.n = 0
+            self.tail_k[:, :, self.n].copy_(key_states[:, :, 0])
+            self.tail_v[:, :, self.n].copy_(value_states[:, :, 0])
+            self.n += 1
+            return key_states, value_states
+
+        def get_seq_length(self) -> int:
+            return self.main_k.shape[-2] + self.n
+
+        def batch_select_indices(self, indices) -> None:
+            self.main_k, self.main_v = self.main_k[indices], self.main_v[indices]
+            self.tail_k, self.tail_v = self.tail_k[indices], self.tail_v[indices]
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            raise NotImplementedError("repeat the prefilled cache before installing the split cache")
+
+    return _SplitLayer
+
+
+def _split_kv_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention of one query token over the active split cache's layer ``module.layer_idx``
+    (``key``/``value`` are the new token's, already written into it); GQA without copying
+    K/V (the ``g`` query heads of a K/V head form the rows of one matmul). Returns
+    ``[B, 1, H, D]`` as transformers' attention functions do."""
+    import torch
+
+    split = _ACTIVE_SPLIT.get()
+    if split is None:
+        raise RuntimeError("split-cache attention called outside HFSampler decoding")
+    if kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None:
+        raise RuntimeError("split-cache attention has no logit soft-capping or attention sinks")
+    layer = split.cache.layers[module.layer_idx]
+    B, H, q, D = query.shape
+    Hkv, Lm, n = layer.main_k.shape[1], layer.main_k.shape[2], layer.n
+    g = H // Hkv  # query heads per key/value head
+    qq = query.reshape(B * Hkv, g * q, D)
+    km, vm = layer.main_k.view(B * Hkv, Lm, D), layer.main_v.view(B * Hkv, Lm, D)
+    kt, vt = layer.tail_k[:, :, :n].reshape(B * Hkv, n, D), layer.tail_v[:, :, :n].reshape(B * Hkv, n, D)
+    scale = scaling if scaling is not None else D ** -0.5
+    scores = torch.cat([torch.bmm(qq, km.transpose(1, 2)), torch.bmm(qq, kt.transpose(1, 2))], dim=-1) * scale
+    if split.bias is not None:
+        scores.view(B, Hkv, g * q, Lm + n)[..., : split.bias.shape[-1]] += split.bias
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.bmm(probs[..., :Lm], vm) + torch.bmm(probs[..., Lm:], vt)
+    return out.view(B, H, q, D).transpose(1, 2), None
 
 
 def _sample_token(logits, temperature: float, top_p: float):
@@ -315,7 +520,7 @@ def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
             f"make it a multiple of {accelerator.num_processes}"
         )
     n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
-    micro = cfg.micro_batch_size or n_total
+    micro = cfg.micro_batch_size or _default_micro_batch(n_total, cfg.max_new_tokens, accelerator.device)
     if n_total % micro:
         raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
     if cfg.gradient_checkpointing:
@@ -331,6 +536,22 @@ def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
         ref_model = ref_model.to(accelerator.device)
     sampler = HFSampler(cfg, tokenizer)
     return _Run(cfg, fns, tokenizer, accelerator, model, ref_model, optimizer, scheduler, sampler, n_total, micro)
+
+
+CPU_MICRO_BATCH_TOKENS = 4096
+
+
+def _default_micro_batch(n_total: int, max_new_tokens: int, device) -> int:
+    """Completions per forward/backward when ``micro_batch_size`` is unset: all of them on
+    a GPU; on a CPU the largest divisor of ``n_total`` whose completions hold at most
+    ``CPU_MICRO_BATCH_TOKENS`` tokens. The gradient is the same (the loss normalisers are
+    the whole batch's); the activations of a few thousand tokens stay in the CPU's cache,
+    which made a step's forward/backward ~25% faster than one 35k-token pass (tiny model,
+    256 completions of 128 tokens)."""
+    if getattr(device, "type", str(device)) != "cpu":
+        return n_total
+    target = max(1, CPU_MICRO_BATCH_TOKENS // max(1, max_new_tokens))
+    return max(d for d in range(1, min(target, n_total) + 1) if n_total % d == 0)
 
 
 @dataclass
