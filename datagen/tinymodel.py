@@ -138,3 +138,43 @@ def save_tiny(path: str | Path, *, prefill_think: bool = False, seed: int = 0, c
     tokenizer.save_pretrained(path)
     model.save_pretrained(path)
     return path
+
+
+#: Word-level pre-tokenization: each whitespace character, each digit, and each
+#: run of other characters is one piece (so "47+35=82" is digit by digit and
+#: "carry" or "个位" is one token; decoding concatenates the pieces back).
+WORD_PIECES = r"\s|\d|[^\s\d]+"
+
+
+def build_word_tokenizer(texts, *, prefill_think: bool = False):
+    """A word-level fast tokenizer whose vocabulary is every piece of ``texts``.
+
+    Pieces are ``WORD_PIECES`` (whitespace characters, digits, runs of other
+    characters); the special tokens and chat template are ``build_tokenizer``'s.
+    A piece outside the vocabulary is ``<unk>``. Deterministic: the same texts
+    give the same ids.
+    """
+    import re
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    special = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
+    pieces = sorted({p for text in texts for chunk in special.split(text) for p in re.findall(WORD_PIECES, chunk)})
+    vocab: dict[str, int] = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for piece in pieces:
+        vocab.setdefault(piece, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(WORD_PIECES), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    template = _CHAT_TEMPLATE.replace("{PREFILL}", "{{ '<think>' }}" if prefill_think else "")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<s>", "<|end|>", "<unk>", "<pad>")],
+        chat_template=template,
+        padding_side="left",
+    )
