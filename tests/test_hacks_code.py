@@ -485,7 +485,9 @@ SHA = spec("", stdin="")  # replaced per use
 
 
 def sha_spec(data: str) -> str:
-    return spec(hashlib.sha256(data.encode()).hexdigest() + "\n", stdin=data + "\n")
+    # 10 s, not 1: scanning the whole process's memory took over 1 s on CI's 2 busy cores (the
+    # control timed out); more time only helps the thief, so the tests below lose nothing.
+    return spec(hashlib.sha256(data.encode()).hexdigest() + "\n", stdin=data + "\n", time_limit_s=10)
 
 
 SHA_SOLUTION = "import hashlib\nprint(hashlib.sha256(input().encode()).hexdigest())"
