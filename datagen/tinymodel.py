@@ -57,21 +57,24 @@ def build_tokenizer(charset: str | None = None, *, prefill_think: bool = False):
     Unknown characters map to ``<unk>``. ``eos_token`` is ``<|end|>`` (the end
     of an assistant turn), so a model trained on chats learns to stop there.
     """
+    chars = charset if charset is not None else default_charset()
+    return _wordlevel_tokenizer(chars, ".", prefill_think=prefill_think)
+
+
+def _wordlevel_tokenizer(pieces, split: str, *, prefill_think: bool):
+    """A word-level fast tokenizer: the special tokens, then ``pieces`` (in order, once each);
+    text is pre-split by the regex ``split``; the chat template and special tokens of this module."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    chars = charset if charset is not None else default_charset()
-    vocab: dict[str, int] = {}
-    for tok in SPECIAL_TOKENS:
-        vocab[tok] = len(vocab)
-    for ch in chars:
-        if ch not in vocab:
-            vocab[ch] = len(vocab)
+    vocab: dict[str, int] = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for piece in pieces:
+        vocab.setdefault(piece, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(split), behavior="isolated")
     tok.decoder = decoders.Fuse()
     template = _CHAT_TEMPLATE.replace("{PREFILL}", "{{ '<think>' }}" if prefill_think else "")
-    fast = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
         eos_token="<|end|>",
@@ -81,7 +84,6 @@ def build_tokenizer(charset: str | None = None, *, prefill_think: bool = False):
         chat_template=template,
         padding_side="left",
     )
-    return fast
 
 
 def build_model(
@@ -156,25 +158,6 @@ def build_word_tokenizer(texts, *, prefill_think: bool = False):
     """
     import re
 
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     special = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
     pieces = sorted({p for text in texts for chunk in special.split(text) for p in re.findall(WORD_PIECES, chunk)})
-    vocab: dict[str, int] = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    for piece in pieces:
-        vocab.setdefault(piece, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(WORD_PIECES), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    template = _CHAT_TEMPLATE.replace("{PREFILL}", "{{ '<think>' }}" if prefill_think else "")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="<|end|>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<s>", "<|end|>", "<unk>", "<pad>")],
-        chat_template=template,
-        padding_side="left",
-    )
+    return _wordlevel_tokenizer(pieces, WORD_PIECES, prefill_think=prefill_think)
