@@ -37,6 +37,23 @@ def test_top_p_keeps_the_nucleus_only():
     assert set(_sample_token(logits, 1.0, 0.1).tolist()) == {0}
 
 
+def test_sampling_draws_the_softmax_distribution():
+    """The Gumbel-max draw is softmax(logits / T): frequencies within 4 sigma of the probabilities,
+    at T=1 and T=0.5, with and without a nucleus (renormalised inside it)."""
+    torch.manual_seed(1)
+    p = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    n = 40_000
+    for T, top_p in ((1.0, 1.0), (0.5, 1.0), (1.0, 0.85)):
+        want = torch.softmax(p.log() / T, dim=0)
+        if top_p < 1.0:
+            want = torch.where(want.cumsum(0) - want > top_p, torch.zeros_like(want), want)
+            want = want / want.sum()
+        drawn = _sample_token(p.log().repeat(n, 1), T, top_p)
+        got = torch.bincount(drawn, minlength=len(p)).double() / n
+        sigma = (want.double() * (1 - want.double()) / n).sqrt()
+        assert ((got - want.double()).abs() <= 4 * sigma + 1e-12).all(), (T, top_p, got, want)
+
+
 # ---------------------------------------------------------------- the split cache
 # HFSampler decodes the model families it knows through its own split KV cache and
 # one-token attention (trainers/grpo.py, _SplitKV); these tests hold it to the model's
@@ -55,7 +72,23 @@ def _qwen2_gqa(tok, seed=0):
     return Qwen2ForCausalLM(cfg).eval()
 
 
-MODELS = {"llama": lambda tok: build_model(tok, seed=3).eval(), "qwen2-gqa": _qwen2_gqa}
+def _qwen3(tok, seed=0):
+    """A tiny Qwen3: per-head q/k RMSNorm before RoPE, grouped-query attention."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():  # q/k norm weights away from 1, so that applying them is visible
+        for layer in model.model.layers:
+            layer.self_attn.q_norm.weight.uniform_(0.5, 1.5)
+            layer.self_attn.k_norm.weight.uniform_(0.5, 1.5)
+    return model
+
+
+MODELS = {"llama": lambda tok: build_model(tok, seed=3).eval(), "qwen2-gqa": _qwen2_gqa, "qwen3": _qwen3}
 # prompts of 3 lengths: left padding on two of them
 TOY_PROMPTS = ("1+1=", "123+456=78", "7")
 
@@ -77,7 +110,7 @@ def test_split_cache_draws_what_the_models_own_attention_draws(tmp_path, family)
     plain.split_kv = False
     ids, attn, comp = _draw(fast, model, prompts, seed=5)
     ids2, attn2, comp2 = _draw(plain, model, prompts, seed=5)
-    assert fast.last["split_kv"] and not plain.last["split_kv"]
+    assert fast.last["split_kv"] and fast.last["lean"] and not plain.last["split_kv"]
     # finished rows left the batch in both (the same rule, so the same random draws)
     assert fast.last["compactions"] >= 1 and fast.last["compactions"] == plain.last["compactions"]
     assert torch.equal(ids, ids2) and torch.equal(attn, attn2)
@@ -88,6 +121,73 @@ def test_split_cache_draws_what_the_models_own_attention_draws(tmp_path, family)
     # and not the same draws as another seed (the comparison above can fail)
     _, _, comp3 = _draw(fast, model, prompts, seed=6)
     assert not (comp3.shape == comp.shape and torch.equal(comp3, comp))
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_lean_decode_step_gives_the_models_own_logits(family):
+    """The lean step (trainers.grpo._lean_decode_step) against the model's forward, token by
+    token over a prefilled cache with left padding: the same next-token logits."""
+    from transformers.cache_utils import DynamicCache
+
+    from trainers.grpo import _lean_decode_step, _SplitKV
+    from trainers.toy import toy_tokenizer
+
+    tok = toy_tokenizer()
+    model = MODELS[family](tok)
+    tok.padding_side = "left"
+    enc = tok([chat_prompt(tok, p, None) for p in TOY_PROMPTS], return_tensors="pt", padding=True,
+              add_special_tokens=False)
+    attn = enc["attention_mask"]
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        ref_cache, lean_cache = DynamicCache(config=model.config), DynamicCache(config=model.config)
+        model(input_ids=enc["input_ids"], attention_mask=attn, position_ids=pos, past_key_values=ref_cache,
+              use_cache=True)
+        model(input_ids=enc["input_ids"], attention_mask=attn, position_ids=pos, past_key_values=lean_cache,
+              use_cache=True)
+        split = _SplitKV.install(model, lean_cache, attn, chunk=4)  # chunk 4: the tail moves into main twice
+        assert split.lean
+        try:
+            next_pos, ref_attn = attn.sum(-1, keepdim=True), attn
+            gen = torch.Generator().manual_seed(0)
+            for _ in range(10):
+                nxt = torch.randint(3, len(tok) - 1, (attn.shape[0],), generator=gen)
+                lean = _lean_decode_step(model, split, nxt, next_pos)
+                ref_attn = torch.cat([ref_attn, torch.ones_like(ref_attn[:, :1])], dim=1)
+                split.uninstall()  # the reference: the model's own attention over its own cache
+                ref = model(input_ids=nxt[:, None], attention_mask=ref_attn, position_ids=next_pos,
+                            past_key_values=ref_cache, use_cache=True).logits[:, -1]
+                _reinstall(split, model)
+                torch.testing.assert_close(lean, ref, rtol=1e-5, atol=1e-5)
+                next_pos = next_pos + 1
+        finally:
+            split.uninstall()
+
+
+def _reinstall(split, model):
+    """Route the model's attention to ``split`` again (its cache layers stay as they are)."""
+    from transformers import AttentionInterface
+
+    from trainers.grpo import _ACTIVE_SPLIT, _SPLIT_KV_ATTENTION
+
+    assert _SPLIT_KV_ATTENTION in AttentionInterface._global_mapping
+    split.token = _ACTIVE_SPLIT.set(split)
+    model.set_attn_implementation(_SPLIT_KV_ATTENTION)
+    return split
+
+
+def test_lean_decode_is_refused_for_hooked_models():
+    """A model whose modules carry hooks (FSDP, accelerate dispatch) computes what the hooks
+    make of it: the lean step must not stand in for it."""
+    from trainers.grpo import _lean_decodable
+    from trainers.toy import toy_tokenizer
+
+    model = build_model(toy_tokenizer(), seed=0)
+    assert _lean_decodable(model)
+    handle = model.model.layers[0].mlp.register_forward_pre_hook(lambda m, a: None)
+    assert not _lean_decodable(model)
+    handle.remove()
+    assert _lean_decodable(model)
 
 
 def test_split_cache_greedy_equals_generate_with_gqa_and_left_padding(tmp_path):

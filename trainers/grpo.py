@@ -147,7 +147,8 @@ class HFSampler:
     of a step's cost when completions are short.
 
     Decoding then costs what the KV cache costs: for a step of 256 completions
-    of 128 tokens it is memory traffic, not arithmetic. Three things keep it down:
+    of 128 tokens it is memory traffic and per-token Python, not arithmetic. Four things
+    keep it down:
 
     - a split cache (``_SplitKV``, for the model families in ``_SPLIT_KV_MODELS``):
       transformers' ``DynamicLayer`` grows by ``torch.cat`` at every token, copying the
@@ -158,7 +159,10 @@ class HFSampler:
     - finished rows leave the batch (once a quarter of the rows still decoding have
       finished), so short completions stop paying for long ones;
     - no attention mask is built per token: the only masked keys are the prompts'
-      left padding, a fixed bias on the first columns.
+      left padding, a fixed bias on the first columns;
+    - for the dense families in ``_LEAN_DECODE_CLASSES`` each token's step is
+      ``_lean_decode_step``, the forward's arithmetic without its Python layers
+      (the same logits; a tiny model's decode ~25% faster, its GRPO step ~7%).
 
     Every rank decodes until all ranks are done (under FSDP each forward is a
     collective); on a GPU that check, a host sync, runs every ``sync_every`` tokens,
@@ -171,8 +175,9 @@ class HFSampler:
         self.cfg, self.tokenizer = cfg, tokenizer
         self.sync_every = None  # tokens between "all ranks done?" checks; None: 1 on CPU, 8 on GPU
         self.split_kv = True  # False: decode through the model's own attention and cache
-        # what the last sample() did: decoded through the split cache, times finished rows left the batch
-        self.last = {"split_kv": False, "compactions": 0}
+        # what the last sample() did: decoded through the split cache (and its lean step), times
+        # finished rows left the batch
+        self.last = {"split_kv": False, "lean": False, "compactions": 0}
 
     def sample(self, model, prompt_texts: list[str]):
         """-> (prompt ids, prompt mask, completion ids), each with P×G rows (G
@@ -213,7 +218,7 @@ class HFSampler:
         next_pos = attn.sum(-1, keepdim=True)  # position of each row's next token
         sync_every = self.sync_every or (8 if device.type == "cuda" else 1)
         split = _SplitKV.install(model, cache, attn, self.chunk) if self.split_kv else None
-        self.last = {"split_kv": split is not None, "compactions": 0}
+        self.last = {"split_kv": split is not None, "lean": split is not None and split.lean, "compactions": 0}
         try:
             for t in range(N):
                 nxt = _sample_token(logits, cfg.temperature, cfg.top_p)
@@ -239,10 +244,13 @@ class HFSampler:
                             attn = attn[keep]
                 if split is None:
                     attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-                out = model(input_ids=nxt[:, None], attention_mask=None if split is not None else attn,
-                            position_ids=next_pos, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                if split is not None and split.lean:
+                    logits = _lean_decode_step(model, split, nxt, next_pos).float()
+                else:
+                    out = model(input_ids=nxt[:, None], attention_mask=None if split is not None else attn,
+                                position_ids=next_pos, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    logits = out.logits[:, -1, :].float()
                 next_pos = next_pos + 1
-                logits = out.logits[:, -1, :].float()
         finally:
             if split is not None:
                 split.uninstall()
@@ -286,6 +294,7 @@ class _SplitKV:
             self.bias = torch.zeros(pad.shape, dtype=dtype, device=attn.device).masked_fill(pad, float("-inf"))
             self.bias = self.bias[:, None, None, :]
         self.token = None
+        self.lean = _lean_decodable(model)  # decode steps through _lean_decode_step
 
     @classmethod
     def install(cls, model, cache, attn, chunk: int):
@@ -397,18 +406,120 @@ def _split_kv_attention(module, query, key, value, attention_mask, scaling=None,
     return out.view(B, H, q, D).transpose(1, 2), None
 
 
-def _sample_token(logits, temperature: float, top_p: float):
-    """One token per row from softmax(logits / temperature), nucleus-filtered at ``top_p``."""
+#: Dense decoder families whose one-token step ``_lean_decode_step`` computes exactly as their
+#: own forward does (same ops, same order): RMSNorm, q/k/v projections (Qwen2's biases,
+#: Qwen3's per-head q/k norms), RoPE from the model's own rotary module, gated MLP.
+_LEAN_DECODE_CLASSES = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}
+
+
+def _lean_decodable(model) -> bool:
+    """Whether ``_lean_decode_step`` may stand in for ``model``'s forward while decoding:
+    a dense family it knows, plain (unsharded, unhooked) weights, the expected modules."""
     import torch
 
-    probs = torch.softmax(logits / temperature, dim=-1)
+    if type(model).__name__ not in _LEAN_DECODE_CLASSES:
+        return False
+    inner = getattr(model, "model", None)
+    needed = ("embed_tokens", "layers", "norm", "rotary_emb")
+    if inner is None or not all(hasattr(inner, n) for n in needed):
+        return False
+    if getattr(model.config, "final_logit_softcapping", None):
+        return False
+    # sharded (FSDP/DTensor) or hooked modules compute something else than their weights say
+    for module in model.modules():
+        if module._forward_pre_hooks or module._forward_hooks or hasattr(module, "_hf_hook"):
+            return False
+    for p in model.parameters():
+        if type(p) is not torch.nn.Parameter or p.numel() == 0:
+            return False
+    for layer in inner.layers[: model.config.num_hidden_layers]:
+        attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+        if attn is None or mlp is None:
+            return False
+        if not all(isinstance(getattr(attn, n, None), torch.nn.Linear) for n in ("q_proj", "k_proj", "v_proj", "o_proj")):
+            return False
+        if not all(isinstance(getattr(mlp, n, None), torch.nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")):
+            return False
+        norms = [layer.input_layernorm, layer.post_attention_layernorm] + [
+            getattr(attn, n) for n in ("q_norm", "k_norm") if hasattr(attn, n)]
+        if not all(hasattr(n, "variance_epsilon") and hasattr(n, "weight") for n in norms):
+            return False
+    return hasattr(inner.norm, "variance_epsilon")
+
+
+def _rms(x, norm):
+    """The families' RMSNorm, op for op (float32 statistics, weight times the input dtype)."""
+    import torch
+
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * h.to(x.dtype)
+
+
+def _lean_decode_step(model, split: _SplitKV, ids, position_ids):
+    """One decoding step of a ``_lean_decodable`` model over the split cache: the logits of
+    the next token, ``[B, vocab]``.
+
+    The model's forward computes the same thing through several layers of Python
+    (output records, mask builders, config lookups, a module call per projection): ~2.5 ms
+    per token on a CPU whatever the batch, ~40% of a tiny model's decode. This calls the
+    tensors' functions directly, in the forward's order, so the logits are the same
+    (``tests/test_trainers_sampler.py`` holds the two to each other on Llama, Qwen2 with
+    grouped-query attention and Qwen3)."""
+    import torch.nn.functional as F
+
+    inner, cfg = model.model, model.config
+    h = inner.embed_tokens(ids[:, None])  # [B, 1, hidden]
+    cos, sin = inner.rotary_emb(h, position_ids)
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    B = h.shape[0]
+    for layer in inner.layers[: cfg.num_hidden_layers]:
+        attn, mlp = layer.self_attn, layer.mlp
+        x = _rms(h, layer.input_layernorm)
+        D = attn.head_dim
+        q = F.linear(x, attn.q_proj.weight, attn.q_proj.bias).view(B, 1, -1, D)
+        k = F.linear(x, attn.k_proj.weight, attn.k_proj.bias).view(B, 1, -1, D)
+        v = F.linear(x, attn.v_proj.weight, attn.v_proj.bias).view(B, 1, -1, D).transpose(1, 2)
+        if hasattr(attn, "q_norm"):
+            q, k = _rms(q, attn.q_norm), _rms(k, attn.k_norm)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
+        q = (q * cos) + (_rotate_half(q) * sin)
+        k = (k * cos) + (_rotate_half(k) * sin)
+        split.cache.layers[attn.layer_idx].update(k, v)
+        o, _ = _split_kv_attention(attn, q, k, v, None, scaling=attn.scaling)
+        h = h + F.linear(o.reshape(B, 1, -1), attn.o_proj.weight, attn.o_proj.bias)
+        x = _rms(h, layer.post_attention_layernorm)
+        g = F.linear(x, mlp.gate_proj.weight, mlp.gate_proj.bias)
+        u = F.linear(x, mlp.up_proj.weight, mlp.up_proj.bias)
+        h = h + F.linear(mlp.act_fn(g) * u, mlp.down_proj.weight, mlp.down_proj.bias)
+    h = _rms(h, inner.norm)
+    return F.linear(h[:, -1], model.lm_head.weight, model.lm_head.bias)
+
+
+def _rotate_half(x):
+    import torch
+
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _sample_token(logits, temperature: float, top_p: float):
+    """One token per row from softmax(logits / temperature), nucleus-filtered at ``top_p``.
+
+    Gumbel-max: ``argmax(logits / T + G)`` with ``G = -log(-log(U))`` is an exact draw
+    from ``softmax(logits / T)``; on a CPU it costs a quarter of ``torch.multinomial``
+    (whose exponential draws dominated the per-token sampling time, ~4% of a decode)."""
+    import torch
+
+    scaled = logits / temperature
     if top_p < 1.0:
+        probs = torch.softmax(scaled, dim=-1)
         sorted_p, order = probs.sort(dim=-1, descending=True)
         # Keep the smallest prefix whose mass reaches top_p (always the top token).
         drop = sorted_p.cumsum(dim=-1) - sorted_p > top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs, 1).squeeze(-1)
+        scaled = scaled.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+    gumbel = torch.rand_like(scaled).log_().neg_().log_().neg_()
+    return (scaled + gumbel).argmax(dim=-1)
 
 
 def completion_mask(completion_ids, eos_id: int):
