@@ -88,6 +88,9 @@ class Sizes:
     student_epochs: float = 25.0
     hidden: int = 128
     layers: int = 2
+    #: 8 heads of 16, not 4 of 32: a head that reads the question's digits at a fixed distance
+    #: back forms on every seed tried (with 4, the teacher's held-out accuracy was 0.0 or 0.9 by seed)
+    heads: int = 8
     learning_rate: float = 2e-3
 
 
@@ -256,8 +259,8 @@ def run(work: Path, *, sizes: Sizes = FULL) -> dict[str, Any]:
     tokenizer = build_word_tokenizer(vocabulary_texts())
 
     def new_model(path: Path, seed: int) -> str:
-        build_model(tokenizer, hidden_size=sizes.hidden, num_layers=sizes.layers, max_position_embeddings=256,
-                    seed=seed).save_pretrained(path)
+        build_model(tokenizer, hidden_size=sizes.hidden, num_layers=sizes.layers, num_heads=sizes.heads,
+                    max_position_embeddings=256, seed=seed).save_pretrained(path)
         tokenizer.save_pretrained(path)
         return str(path)
 
