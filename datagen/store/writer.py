@@ -24,6 +24,7 @@ import logging
 import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +200,10 @@ class VersionWriter:
         self._pq_path: Path | None = None
         self._pq_rows = 0
         self._pq_schema: pa.Schema | None = None
+        # Double buffering: a batch is compressed and written to the open shard on this
+        # thread while the caller converts the next (Parquet writes release the GIL).
+        self._io: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
         self._next_part = self._first_free_part()
         self._referenced: list[ShardInfo] = []
         self._rejected: list[ShardInfo] = []
@@ -283,6 +288,9 @@ class VersionWriter:
             table = table.select([n for n in self._schema.names if n in table.column_names]).cast(
                 pa.schema([self._schema.field(n) for n in table.column_names if n in self._schema.names])
             )
+        self._drain()
+        if self._pq is not None and self._pq_path.stat().st_size >= self.shard_bytes:
+            self._close_shard()  # the open shard is full
         if self._pq is not None and table.schema != self._pq_schema:
             unified = _unify(self._pq_schema, table.schema)
             if unified is not None and unified == self._pq_schema:
@@ -293,10 +301,21 @@ class VersionWriter:
                 self._close_shard()
         if self._pq is None:
             self._open_shard(table.schema)
-        self._pq.write_table(table)
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="datagen-shard-writer")
+        self._pending = self._io.submit(self._pq.write_table, table)
         self._pq_rows += table.num_rows
-        if self._pq_path.stat().st_size >= self.shard_bytes:
-            self._close_shard()
+
+    def _drain(self) -> None:
+        """Wait for the batch being written; its error, if any, is raised here."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _stop_io(self) -> None:
+        if self._io is not None:
+            self._io.shutdown(wait=True)
+            self._io = None
 
     def _open_shard(self, schema: pa.Schema) -> None:
         if self._spool is None:
@@ -308,6 +327,7 @@ class VersionWriter:
         self._pq_rows = 0
 
     def _close_shard(self) -> None:
+        self._drain()
         if self._pq is None:
             return
         self._pq.close()
@@ -348,6 +368,7 @@ class VersionWriter:
         version was committed before (by us or a concurrent writer)."""
         self._flush_buffer()
         self._close_shard()
+        self._stop_io()
         shards = self.collect_shards()
         if not shards:
             # An empty version still carries its schema (an empty shard), so
@@ -404,6 +425,11 @@ class VersionWriter:
 
     def abort(self) -> None:
         """Drop local spool files (uploaded objects stay invisible without a manifest)."""
+        try:
+            self._drain()
+        except Exception as exc:  # noqa: BLE001 - aborting: the failed batch is dropped with the rest
+            log.debug("aborting %s: the batch being written failed: %s", self.prefix, exc)
+        self._stop_io()
         if self._pq is not None:
             self._pq.close()
             self._pq = None
