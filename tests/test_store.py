@@ -271,3 +271,29 @@ def test_a_commit_cut_before_latest_moved_is_still_visible_and_a_rerun_repairs_i
     again = Store(any_root).writer("probs", stage="import", run_key="k")
     assert again.committed is not None
     assert store.get_ref("probs", "latest")[0] == w.version
+
+
+def test_streaming_writer_converts_by_text_size_not_only_row_count(tmp_path):
+    """Long rows are converted (and written) when the buffer holds ``batch_bytes`` of text,
+    long before ``batch_rows``: R1-shaped rows must not sit 8192 at a time in memory."""
+    store = Store(tmp_path)
+    w = store.writer("long", stage="t", shard_bytes=1, batch_bytes=10_000)  # one shard per conversion
+    w.write([{**r, "completion": "x" * 3_000} for r in _rows(10)])
+    m = w.commit()
+    assert [s.rows for s in m.shards] == [4, 4, 2]  # 4 x ~3 KB reaches 10 KB
+    assert store.scan(m).select(pl.col("completion").str.len_bytes().sum()).collect().item() == 30_000
+
+
+def test_a_failed_background_write_fails_the_writer_and_commits_nothing(tmp_path):
+    """Parquet writes run on the writer's own thread: a batch that cannot be written (a null in
+    a required column) raises in the caller — at the next write or at commit — and no version
+    becomes visible."""
+    import pyarrow as pa
+
+    store = Store(tmp_path)
+    w = store.writer("bad", stage="t")
+    w.write([{k: v for k, v in r.items() if k != "problem_id"} for r in _rows(3)])
+    with pytest.raises(pa.ArrowInvalid, match="problem_id"):
+        w.commit()
+    w.abort()
+    assert store.versions("bad") == []

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 8192
+#: Buffered rows are converted when they hold this much text: 8192 R1-shaped rows (8-30 KB
+#: each) held ~190 MB of dicts, as much again in Arrow and in the strings' UTF-8 copies.
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def _as_table(data: Any) -> pa.Table:
@@ -182,6 +185,7 @@ class VersionWriter:
         flow_run_id: str | None = None,
         shard_bytes: int = DEFAULT_SHARD_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         schema: pa.Schema | None = None,
     ):
         self.store = store
@@ -193,8 +197,10 @@ class VersionWriter:
         self.flow_run_id = flow_run_id
         self.shard_bytes = shard_bytes
         self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
         self._schema = schema
         self._buffer: list[Mapping[str, Any]] = []
+        self._buffer_bytes = 0  # text characters in the buffer (a proxy for its bytes)
         self._spool: tempfile.TemporaryDirectory | None = None
         self._pq: pq.ParquetWriter | None = None
         self._pq_path: Path | None = None
@@ -273,13 +279,14 @@ class VersionWriter:
             return
         for row in rows:
             self._buffer.append(row)
-            if len(self._buffer) >= self.batch_rows:
+            self._buffer_bytes += sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
+            if len(self._buffer) >= self.batch_rows or self._buffer_bytes >= self.batch_bytes:
                 self._flush_buffer()
 
     def _flush_buffer(self) -> None:
         if self._buffer:
             table = to_arrow(self._buffer)
-            self._buffer = []
+            self._buffer, self._buffer_bytes = [], 0
             self._write_table(table)
 
     def _write_table(self, table: pa.Table) -> None:
