@@ -27,6 +27,7 @@ completion.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -50,6 +51,7 @@ SHAPE = "r1"
 R1_KB = (8, 30)
 
 
+@functools.cache
 def _r1_pool(seed: int = 0, size: int = 600) -> list[str]:
     """Long chains of thought composed as the language benchmark composes them (2-20 KB each)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

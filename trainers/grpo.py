@@ -467,6 +467,7 @@ def _lean_decode_step(model, split: _SplitKV, ids, position_ids):
     (``tests/test_trainers_sampler.py`` holds the two to each other on Llama, Qwen2 with
     grouped-query attention and Qwen3)."""
     import torch.nn.functional as F
+    from transformers.models.llama.modeling_llama import rotate_half  # Qwen2/3 and Mistral copy it
 
     inner, cfg = model.model, model.config
     h = inner.embed_tokens(ids[:, None])  # [B, 1, hidden]
@@ -483,8 +484,8 @@ def _lean_decode_step(model, split: _SplitKV, ids, position_ids):
         if hasattr(attn, "q_norm"):
             q, k = _rms(q, attn.q_norm), _rms(k, attn.k_norm)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
-        q = (q * cos) + (_rotate_half(q) * sin)
-        k = (k * cos) + (_rotate_half(k) * sin)
+        q = (q * cos) + (rotate_half(q) * sin)
+        k = (k * cos) + (rotate_half(k) * sin)
         split.cache.layers[attn.layer_idx].update(k, v)
         o, _ = _split_kv_attention(attn, q, k, v, None, scaling=attn.scaling)
         h = h + F.linear(o.reshape(B, 1, -1), attn.o_proj.weight, attn.o_proj.bias)
@@ -494,13 +495,6 @@ def _lean_decode_step(model, split: _SplitKV, ids, position_ids):
         h = h + F.linear(mlp.act_fn(g) * u, mlp.down_proj.weight, mlp.down_proj.bias)
     h = _rms(h, inner.norm)
     return F.linear(h[:, -1], model.lm_head.weight, model.lm_head.bias)
-
-
-def _rotate_half(x):
-    import torch
-
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _sample_token(logits, temperature: float, top_p: float):
