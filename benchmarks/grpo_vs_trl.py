@@ -1,14 +1,19 @@
 """Our GRPO vs TRL's GRPOTrainer, and our SFT vs TRL's SFTTrainer, on the toy
 setup (same tiny model, same batch, G, mu, completion length), CPU.
 
-    python benchmarks/grpo_vs_trl.py [--steps 20] [--rounds 2] [--new-tokens 128] [--grpo-only]
+    python benchmarks/grpo_vs_trl.py [--steps 12] [--rounds 4] [--new-tokens 128] [--grpo-only]
     # needs the `bench` extra (trl)
 
-GRPO: ``--rounds`` runs of each trainer alternate (ours, TRL, ours, TRL, ...) in one
-process, so load on a shared machine falls on both; each run's first two steps are
-warm-up. Both must generate exactly ``--new-tokens`` per completion (checked from each
-trainer's own length metric). Prints s/step (GRPO) and tokens/s (SFT) for both and
-the ratios; last line is JSON.
+GRPO: ``--rounds`` runs of each trainer alternate (ours, TRL, TRL, ours, ours, TRL, ...),
+each in a fresh process of its own, so that load on a shared machine falls on both and
+neither trainer inherits the other's process state (allocator, accelerate, threads);
+each run's first two steps are warm-up, and each process first makes an untimed short run
+of the same trainer (TRL's first run in a process was ~15% slower than its second). A
+round's ratio compares its two adjacent runs;
+the figure is the median over rounds (a paired measure: a slow spell on the machine
+moves both runs of a round). Both must generate exactly ``--new-tokens`` per completion
+(checked from each trainer's own length metric). Prints s/step (GRPO) and tokens/s
+(SFT) for both and the ratios; last line is JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -24,6 +32,7 @@ import torch
 from trainers.toy import ToyLastDigit, toy_accuracy, toy_grpo_config, toy_model, toy_tokenizer
 
 PROMPTS, G, MU = 16, 16, 1
+WARMUP_STEPS = 4  # a worker's untimed first run (see main)
 NEW = 128  # generated tokens per completion (--new-tokens); R1-shaped runs need >= 128
 # TRL's GRPOConfig defaults to bf16 autocast and gradient checkpointing; on this CPU both
 # only slow it down (bf16 matmuls are slow here, and a tiny model needs no activation
@@ -169,41 +178,65 @@ def _reset_accelerate() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
+def _run_one(who: str, steps: int) -> float:
+    """One GRPO run of ``who`` (ours/trl) in a fresh process: its mean s/step."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", who, "--steps", str(steps),
+           "--new-tokens", str(NEW)] + (["--trl-defaults"] if TRL_PRECISION == {} else [])
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{who} run failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--new-tokens", type=int, default=128, help="generated tokens per completion (default 128)")
     ap.add_argument("--grpo-only", action="store_true", help="skip the short-row SFT comparison "
                     "(benchmarks/sft_scale.py has the R1-shaped one)")
     ap.add_argument("--trl-defaults", action="store_true", help="run TRL with its GRPOConfig defaults (bf16 "
                     "autocast, gradient checkpointing) instead of its fastest CPU settings")
-    ap.add_argument("--rounds", type=int, default=2, help="GRPO runs of each trainer, alternating ours/TRL, so "
-                    "that a shared machine's changing load falls on both (default 2)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of one run per trainer, alternating which goes "
+                    "first, each run in a fresh process (default 4)")
+    ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)  # one run, in this process
     args = ap.parse_args()
     global NEW, TRL_PRECISION
     NEW = args.new_tokens
     if args.trl_defaults:
         TRL_PRECISION = {}
     torch.set_num_threads(1)
+    if args.worker:
+        run = ours_grpo if args.worker == "ours" else trl_grpo
+        with tempfile.TemporaryDirectory() as root:
+            # A short run first, in the same process: TRL's first run in a process was ~15%
+            # slower than its second (2.43-2.68 vs 2.08-2.32 s/step, even past its warm-up
+            # steps; ours 1.45 both times), so each trainer is timed on its second run.
+            run(WARMUP_STEPS, f"{root}/warmup")
+            _reset_accelerate()
+            print(run(args.steps, f"{root}/timed"))
+        return
+    rounds = []
+    for r in range(args.rounds):
+        order = ("ours", "trl") if r % 2 == 0 else ("trl", "ours")
+        got = {who: _run_one(who, args.steps) for who in order}
+        o, t = got["ours"], got["trl"]
+        rounds.append((o, t))
+        print(f"round {r}: ours {o:.3f} s/step  TRL {t:.3f} s/step  ratio {o / t:.2f}x  "
+              f"(load {os.getloadavg()[0]:.2f})", flush=True)
     with tempfile.TemporaryDirectory() as root:
-        rounds = []
-        for r in range(args.rounds):
-            _reset_accelerate()
-            o = ours_grpo(args.steps, f"{root}/{r}")
-            _reset_accelerate()
-            t = trl_grpo(args.steps, f"{root}/{r}")
-            rounds.append((o, t))
-            print(f"round {r}: ours {o:.3f} s/step  TRL {t:.3f} s/step  ratio {o / t:.2f}x  "
-                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
         _reset_accelerate()
         so = float("nan") if args.grpo_only else ours_sft(args.steps, root)
         _reset_accelerate()
         st = float("nan") if args.grpo_only else trl_sft(args.steps, root)
     o = sum(x for x, _ in rounds) / len(rounds)
     t = sum(y for _, y in rounds) / len(rounds)
-    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW})  ours {o:.3f} s/step   TRL {t:.3f} s/step   ratio {o / t:.2f}x")
+    ratios = [x / y for x, y in rounds]
+    med = statistics.median(ratios)
+    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW})  ours {o:.3f} s/step   TRL {t:.3f} s/step   "
+          f"ratio of means {o / t:.2f}x   median round ratio {med:.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})")
     print(f"SFT   (packed, bs=8, 512 tok)       ours {so:,.0f} tok/s   TRL {st:,.0f} tok/s   speedup {so / st:.2f}x")
-    print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": o / t, "rounds": rounds},
+    print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": med, "ratio_of_means": o / t,
+                                          "round_ratios": ratios, "rounds": rounds},
                       "sft_tokens_per_s": {"ours": so, "trl": st, "ratio": so / st}}))
 
 
