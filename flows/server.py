@@ -7,6 +7,7 @@ is ``datagen.runtime``'s; this module only starts and stops the server.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -42,6 +43,10 @@ def prefect_server(timeout_s: float = 120.0) -> Iterator[str | None]:
         "PREFECT__SERVER_FINAL": "1",
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }
+    # A throwaway server sends no usage telemetry: offline its attempt fails, and its
+    # session row raced the flow's first writes to the SQLite file ("database is
+    # locked", a traceback in `make real`'s output). The user's own setting wins.
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "error", "--lifespan", "on"]
@@ -66,6 +71,7 @@ def prefect_server(timeout_s: float = 120.0) -> Iterator[str | None]:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        _drain_api_logs()  # while the server still answers: else they fail later, on stderr
         os.environ.pop("PREFECT_API_URL", None)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -75,3 +81,17 @@ def prefect_server(timeout_s: float = 120.0) -> Iterator[str | None]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _drain_api_logs(timeout_s: float = 10.0) -> None:
+    """Send the flow-run logs Prefect still holds in its queue to the server before it stops.
+
+    Prefect ships run logs to the API in batches from a background worker; stopping the
+    server first left the last batch to fail at exit with "--- Error logging to API ---
+    All connection attempts failed" on stderr (the end of every ``make real``)."""
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout_s, at_exit=False)
+    except Exception as exc:  # noqa: BLE001 - best effort: the run itself is over and its result stands
+        logging.getLogger(__name__).debug("could not drain Prefect's API log queue: %s", exc)
