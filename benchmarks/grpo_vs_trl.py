@@ -9,9 +9,8 @@ each in a fresh process of its own, so that load on a shared machine falls on bo
 neither trainer inherits the other's process state (allocator, accelerate, threads);
 each run's first two steps are warm-up, and each process first makes an untimed short run
 of the same trainer (TRL's first run in a process was ~15% slower than its second). A
-round's ratio compares its two adjacent runs;
-the figure is the median over rounds (a paired measure: a slow spell on the machine
-moves both runs of a round). Both must generate exactly ``--new-tokens`` per completion
+round's ratio compares its two adjacent runs; the figure is the median over rounds (a
+paired measure: a slow spell on the machine moves both runs of a round). Both must generate exactly ``--new-tokens`` per completion
 (checked from each trainer's own length metric). Prints s/step (GRPO) and tokens/s
 (SFT) for both and the ratios; last line is JSON.
 """
