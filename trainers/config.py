@@ -40,7 +40,9 @@ class _TrainCommon(_Config):
     fsdp: bool = how(False, description="with several processes: shard parameters, gradients and optimizer state "
                      "(torch FSDP2 fully_shard; CPU/gloo or GPUs) instead of replicating them (DDP)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto = bf16 autocast on a CUDA GPU that supports it, fp32 otherwise"
+        "auto", description="auto = bf16 autocast on a CUDA GPU that supports it, fp32 otherwise; bf16 on a CPU "
+        "with native bf16 (AVX512-BF16/AMX): GRPO runs its matmuls in bf16 and attention in fp32, ~1.2x faster per "
+        "step than fp32 on the project's CPU box"
     )
     log_every: int = how(1, ge=1)
     save_every: int = how(0, ge=0, description="checkpoint every N optimizer steps; 0 = only at the end")
@@ -95,6 +97,9 @@ class GRPOConfig(_TrainCommon):
     prompts_per_step: int = Field(8, ge=1)
     num_generations: int = Field(8, ge=2, description="G: completions per prompt")
     micro_batch_size: int | None = how(None, ge=1, description="completions per forward/backward; None = all")
+    share_prompt_prefix: bool = how(True, description="in the update, run each prompt through the model once and "
+                                    "let its G completions attend to that one copy (same log-probs and gradients, "
+                                    "less work); used where the model allows it (trainers/grpo.py)")
     mu: int = Field(1, ge=1, description="optimizer passes over each generation batch")
     epsilon: float = Field(0.2, gt=0, lt=1)
     epsilon_high: float | None = Field(None, gt=0, description="DAPO clip-higher; None = epsilon")
