@@ -38,6 +38,11 @@ NEW = 128  # generated tokens per completion (--new-tokens); R1-shaped runs need
 # memory savings), and ours runs fp32 without checkpointing. Its best CPU settings are
 # the fair peer; --trl-defaults measures its defaults instead.
 TRL_PRECISION = {"bf16": False, "gradient_checkpointing": False}
+# Ours: fp32 by default (like for like with TRL's fp32); --ours-precision bf16 measures our
+# trainer at its fastest CPU setting on a CPU with native bf16 (bf16 matmuls, fp32 attention:
+# trainers.grpo._cpu_fp32_attention). TRL under bf16 autocast is slower than in fp32 here
+# (2.47 vs 1.96 s/step), so its fp32 run stays its fastest.
+OURS_PRECISION = "fp32"
 
 
 def long_tokenizer():
@@ -72,7 +77,7 @@ def ours_grpo(steps: int, root: str) -> float:
     tok = long_tokenizer() if NEW > 1 else toy_tokenizer()
     model = bench_model(tok) if NEW > 1 else toy_model(tok, seed=0)
     cfg = toy_grpo_config(f"{root}/ours", max_steps=steps, prompts_per_step=PROMPTS, num_generations=G, mu=MU,
-                          max_new_tokens=NEW)
+                          max_new_tokens=NEW, precision=OURS_PRECISION)
     res = train_grpo(cfg, ToyLastDigit().train_rows(), model=model, tokenizer=tok)
     times = [h["time/step_s"] for h in res.history[2:]]  # skip warm-up steps
     _check_length("ours", [h["completion_length/mean"] for h in res.history])
@@ -177,11 +182,20 @@ def _reset_accelerate() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
+# What trainers.runtime.keep_cpu_memory sets in our trainer's process (glibc mallopt), as
+# environment variables: --trl-kept-memory gives TRL's process the same allocator settings.
+KEPT_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
+                   "MALLOC_TOP_PAD_": str(64 << 20)}
+TRL_ENV: dict[str, str] = {}
+
+
 def _run_one(who: str, steps: int) -> float:
     """One GRPO run of ``who`` (ours/trl) in a fresh process: its mean s/step."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", who, "--steps", str(steps),
-           "--new-tokens", str(NEW)] + (["--trl-defaults"] if TRL_PRECISION == {} else [])
-    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+           "--new-tokens", str(NEW), "--ours-precision", OURS_PRECISION] + (
+               ["--trl-defaults"] if TRL_PRECISION == {} else [])
+    env = {**os.environ, **(TRL_ENV if who == "trl" else {})}
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{who} run failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return float(out.stdout.strip().splitlines()[-1])
@@ -195,12 +209,21 @@ def main() -> None:
                     "(benchmarks/sft_scale.py has the R1-shaped one)")
     ap.add_argument("--trl-defaults", action="store_true", help="run TRL with its GRPOConfig defaults (bf16 "
                     "autocast, gradient checkpointing) instead of its fastest CPU settings")
+    ap.add_argument("--ours-precision", choices=["fp32", "bf16"], default="fp32", help="our trainer's precision "
+                    "(default fp32, as TRL's; bf16: bf16 matmuls with fp32 attention, fastest on CPUs with native "
+                    "bf16)")
+    ap.add_argument("--trl-kept-memory", action="store_true", help="give TRL's process the glibc malloc settings "
+                    "our trainer sets for itself on CPU (trainers.runtime.keep_cpu_memory), so the comparison "
+                    "is of the trainers' code alone")
     ap.add_argument("--rounds", type=int, default=4, help="rounds of one run per trainer, alternating which goes "
                     "first, each run in a fresh process (default 4)")
     ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)  # one run, in this process
     args = ap.parse_args()
-    global NEW, TRL_PRECISION
+    global NEW, TRL_PRECISION, OURS_PRECISION
     NEW = args.new_tokens
+    OURS_PRECISION = args.ours_precision
+    if args.trl_kept_memory:
+        TRL_ENV.update(KEPT_MEMORY_ENV)
     if args.trl_defaults:
         TRL_PRECISION = {}
     torch.set_num_threads(1)
@@ -231,11 +254,15 @@ def main() -> None:
     t = sum(y for _, y in rounds) / len(rounds)
     ratios = [x / y for x, y in rounds]
     med = statistics.median(ratios)
-    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW})  ours {o:.3f} s/step   TRL {t:.3f} s/step   "
+    peer = "TRL with our allocator settings" if args.trl_kept_memory else "TRL with glibc's defaults"
+    trl_prec = "TRL defaults" if args.trl_defaults else "TRL fp32"
+    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW}; ours {OURS_PRECISION}, {trl_prec}; {peer})  ours {o:.3f} s/step   TRL {t:.3f} s/step   "
           f"ratio of means {o / t:.2f}x   median round ratio {med:.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})")
     print(f"SFT   (packed, bs=8, 512 tok)       ours {so:,.0f} tok/s   TRL {st:,.0f} tok/s   speedup {so / st:.2f}x")
     print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": med, "ratio_of_means": o / t,
-                                          "round_ratios": ratios, "rounds": rounds},
+                                          "round_ratios": ratios, "rounds": rounds,
+                                          "trl_kept_memory": args.trl_kept_memory,
+                                          "ours_precision": OURS_PRECISION, "trl_defaults": args.trl_defaults},
                       "sft_tokens_per_s": {"ours": so, "trl": st, "ratio": so / st}}))
 
 
