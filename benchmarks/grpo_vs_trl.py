@@ -2,6 +2,7 @@
 setup (same tiny model, same batch, G, mu, completion length), CPU.
 
     python benchmarks/grpo_vs_trl.py [--steps 12] [--rounds 4] [--new-tokens 128] [--grpo-only]
+                                     [--ours-precision fastest|fp32|bf16] [--trl-kept-memory]
     # needs the `bench` extra (trl)
 
 GRPO: ``--rounds`` runs of each trainer alternate (ours, TRL, TRL, ours, ours, TRL, ...),
@@ -38,10 +39,10 @@ NEW = 128  # generated tokens per completion (--new-tokens); R1-shaped runs need
 # memory savings), and ours runs fp32 without checkpointing. Its best CPU settings are
 # the fair peer; --trl-defaults measures its defaults instead.
 TRL_PRECISION = {"bf16": False, "gradient_checkpointing": False}
-# Ours: fp32 by default (like for like with TRL's fp32); --ours-precision bf16 measures our
-# trainer at its fastest CPU setting on a CPU with native bf16 (bf16 matmuls, fp32 attention:
-# trainers.grpo._cpu_fp32_attention). TRL under bf16 autocast is slower than in fp32 here
-# (2.47 vs 1.96 s/step), so its fp32 run stays its fastest.
+# Each trainer at its fastest setting for the hardware: ours in bf16 on a CPU with native bf16
+# (bf16 matmuls, fp32 attention: trainers.grpo._cpu_fp32_attention), else fp32; TRL in fp32
+# (under bf16 autocast it is slower here: 2.47 vs 1.96 s/step). --ours-precision fp32 gives
+# the like-for-like fp32 figure.
 OURS_PRECISION = "fp32"
 
 
@@ -209,9 +210,9 @@ def main() -> None:
                     "(benchmarks/sft_scale.py has the R1-shaped one)")
     ap.add_argument("--trl-defaults", action="store_true", help="run TRL with its GRPOConfig defaults (bf16 "
                     "autocast, gradient checkpointing) instead of its fastest CPU settings")
-    ap.add_argument("--ours-precision", choices=["fp32", "bf16"], default="fp32", help="our trainer's precision "
-                    "(default fp32, as TRL's; bf16: bf16 matmuls with fp32 attention, fastest on CPUs with native "
-                    "bf16)")
+    ap.add_argument("--ours-precision", choices=["fastest", "fp32", "bf16"], default="fastest",
+                    help="our trainer's precision: fastest (default) = bf16 (bf16 matmuls, fp32 attention) on a CPU "
+                    "with native bf16, else fp32; fp32 = like for like with TRL's fp32")
     ap.add_argument("--trl-kept-memory", action="store_true", help="give TRL's process the glibc malloc settings "
                     "our trainer sets for itself on CPU (trainers.runtime.keep_cpu_memory), so the comparison "
                     "is of the trainers' code alone")
@@ -221,7 +222,12 @@ def main() -> None:
     args = ap.parse_args()
     global NEW, TRL_PRECISION, OURS_PRECISION
     NEW = args.new_tokens
-    OURS_PRECISION = args.ours_precision
+    if args.ours_precision == "fastest":
+        from trainers.runtime import cpu_has_native_bf16
+
+        OURS_PRECISION = "bf16" if cpu_has_native_bf16() else "fp32"
+    else:
+        OURS_PRECISION = args.ours_precision
     if args.trl_kept_memory:
         TRL_ENV.update(KEPT_MEMORY_ENV)
     if args.trl_defaults:
