@@ -233,3 +233,5 @@ def test_cpu_micro_batches_default_to_a_few_thousand_tokens():
     assert _default_micro_batch(48, 1000, torch.device("cpu")) == 4  # the largest divisor under the budget
     assert _default_micro_batch(7, 4096, torch.device("cpu")) == 1
     assert _default_micro_batch(256, 128, torch.device("cuda")) == 256  # GPU: all in one pass
+    assert _default_micro_batch(256, 128, torch.device("cpu"), bf16=True) == 64  # bf16 matmuls: 8192 tokens
+    assert _default_micro_batch(256, 128, torch.device("cuda"), bf16=True) == 256

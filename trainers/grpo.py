@@ -687,7 +687,8 @@ def _build(cfg: GRPOConfig, model, tokenizer, fns: dict[str, RewardFn]) -> _Run:
             f"make it a multiple of {accelerator.num_processes}"
         )
     n_total = cfg.completions_per_step // accelerator.num_processes  # this rank's completions per step
-    micro = cfg.micro_batch_size or _default_micro_batch(n_total, cfg.max_new_tokens, accelerator.device)
+    micro = cfg.micro_batch_size or _default_micro_batch(n_total, cfg.max_new_tokens, accelerator.device,
+                                                         bf16=accelerator.mixed_precision == "bf16")
     if n_total % micro:
         raise ValueError(f"micro_batch_size={micro} does not divide the {n_total} completions per process per step")
     if cfg.gradient_checkpointing:
@@ -749,18 +750,22 @@ def _fp32_sdpa(module, query, key, value, attention_mask, **kwargs):
 
 
 CPU_MICRO_BATCH_TOKENS = 4096
+CPU_BF16_MICRO_BATCH_TOKENS = 8192
 
 
-def _default_micro_batch(n_total: int, max_new_tokens: int, device) -> int:
+def _default_micro_batch(n_total: int, max_new_tokens: int, device, bf16: bool = False) -> int:
     """Completions per forward/backward when ``micro_batch_size`` is unset: all of them on
     a GPU; on a CPU the largest divisor of ``n_total`` whose completions hold at most
-    ``CPU_MICRO_BATCH_TOKENS`` tokens. The gradient is the same (the loss normalisers are
-    the whole batch's); the activations of a few thousand tokens stay in the CPU's cache,
-    which made a step's forward/backward ~25% faster than one 35k-token pass (tiny model,
-    256 completions of 128 tokens)."""
+    ``CPU_MICRO_BATCH_TOKENS`` tokens (``CPU_BF16_MICRO_BATCH_TOKENS`` under bf16 autocast).
+    The gradient is the same (the loss normalisers are the whole batch's); the activations
+    of a few thousand tokens stay in the CPU's cache, which made a step's forward/backward
+    ~25% faster than one 35k-token pass (tiny model, 256 completions of 128 tokens, fp32).
+    With bf16 matmuls, 8192 tokens was ~9% faster than 4096 (0.512 vs 0.565 s per update;
+    fp32: 0.768 vs 0.777, so fp32 keeps 4096)."""
     if getattr(device, "type", str(device)) != "cpu":
         return n_total
-    target = max(1, CPU_MICRO_BATCH_TOKENS // max(1, max_new_tokens))
+    budget = CPU_BF16_MICRO_BATCH_TOKENS if bf16 else CPU_MICRO_BATCH_TOKENS
+    target = max(1, budget // max(1, max_new_tokens))
     return max(d for d in range(1, min(target, n_total) + 1) if n_total % d == 0)
 
 
