@@ -2,9 +2,12 @@
 setup (same tiny model, same batch, G, mu, completion length), CPU.
 
     python benchmarks/grpo_vs_trl.py [--steps 12] [--rounds 4] [--new-tokens 128] [--grpo-only]
-                                     [--ours-precision fastest|fp32|bf16] [--trl-kept-memory]
+                                     [--ours-precision fastest|fp32|bf16] [--trl-kept-memory] [--few-shot K]
     # needs the `bench` extra (trl)
 
+GRPO prompts start with 8 solved examples by default (65 tokens, as few-shot and R1-template
+prompts are long; ``--few-shot 0`` gives the bare 9-token toy prompts), and each trainer runs
+at its fastest setting for the CPU (``--ours-precision``, ``--trl-kept-memory``: see main).
 GRPO: ``--rounds`` runs of each trainer alternate (ours, TRL, TRL, ours, ours, TRL, ...),
 each in a fresh process of its own, so that load on a shared machine falls on both and
 neither trainer inherits the other's process state (allocator, accelerate, threads);
@@ -44,6 +47,17 @@ TRL_PRECISION = {"bf16": False, "gradient_checkpointing": False}
 # (under bf16 autocast it is slower here: 2.47 vs 1.96 s/step). --ours-precision fp32 gives
 # the like-for-like fp32 figure.
 OURS_PRECISION = "fp32"
+FEW_SHOT = 8  # --few-shot: worked examples before every prompt (the same text for both trainers)
+
+
+def bench_rows() -> list[dict]:
+    """The toy task's rows; with ``--few-shot K`` each prompt starts with the same K solved
+    examples (~7 tokens each), as a few-shot prompt does: prompts of ~9 tokens become ~9 + 7K."""
+    rows = ToyLastDigit().train_rows()
+    if not FEW_SHOT:
+        return rows
+    shots = "".join(r["prompt"] + r["answer"] for r in ToyLastDigit().eval_rows()[:FEW_SHOT])
+    return [{**r, "prompt": shots + r["prompt"]} for r in rows]
 
 
 def long_tokenizer():
@@ -65,7 +79,7 @@ def bench_model(tok):
     from datagen.tinymodel import build_model
 
     assert len(tok) == len(toy_tokenizer()) + 1
-    model = build_model(toy_tokenizer(), hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=NEW + 64,
+    model = build_model(toy_tokenizer(), hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=NEW + 64 + 8 * FEW_SHOT,
                         seed=0)
     if NEW > 1:
         model.config.eos_token_id = model.generation_config.eos_token_id = tok.eos_token_id
@@ -79,7 +93,7 @@ def ours_grpo(steps: int, root: str) -> float:
     model = bench_model(tok) if NEW > 1 else toy_model(tok, seed=0)
     cfg = toy_grpo_config(f"{root}/ours", max_steps=steps, prompts_per_step=PROMPTS, num_generations=G, mu=MU,
                           max_new_tokens=NEW, precision=OURS_PRECISION)
-    res = train_grpo(cfg, ToyLastDigit().train_rows(), model=model, tokenizer=tok)
+    res = train_grpo(cfg, bench_rows(), model=model, tokenizer=tok)
     times = [h["time/step_s"] for h in res.history[2:]]  # skip warm-up steps
     _check_length("ours", [h["completion_length/mean"] for h in res.history])
     return sum(times) / len(times)
@@ -114,7 +128,7 @@ def trl_grpo(steps: int, root: str) -> float:
 
     tok = long_tokenizer() if NEW > 1 else toy_tokenizer()
     model = bench_model(tok) if NEW > 1 else toy_model(tok, seed=0)
-    rows = ToyLastDigit().train_rows()
+    rows = bench_rows()
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in rows])
 
     def reward(completions, answer, **_):
@@ -193,7 +207,7 @@ TRL_ENV: dict[str, str] = {}
 def _run_one(who: str, steps: int) -> float:
     """One GRPO run of ``who`` (ours/trl) in a fresh process: its mean s/step."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", who, "--steps", str(steps),
-           "--new-tokens", str(NEW), "--ours-precision", OURS_PRECISION] + (
+           "--new-tokens", str(NEW), "--ours-precision", OURS_PRECISION, "--few-shot", str(FEW_SHOT)] + (
                ["--trl-defaults"] if TRL_PRECISION == {} else [])
     env = {**os.environ, **(TRL_ENV if who == "trl" else {})}
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
@@ -213,6 +227,9 @@ def main() -> None:
     ap.add_argument("--ours-precision", choices=["fastest", "fp32", "bf16"], default="fastest",
                     help="our trainer's precision: fastest (default) = bf16 (bf16 matmuls, fp32 attention) on a CPU "
                     "with native bf16, else fp32; fp32 = like for like with TRL's fp32")
+    ap.add_argument("--few-shot", type=int, default=8, help="start every prompt with this many solved examples "
+                    "(~7 tokens each; default 8: 65-token prompts, as a few-shot or R1-template prompt is long; "
+                    "0: the bare ~9-token toy prompts)")
     ap.add_argument("--trl-kept-memory", action="store_true", help="give TRL's process the glibc malloc settings "
                     "our trainer sets for itself on CPU (trainers.runtime.keep_cpu_memory), so the comparison "
                     "is of the trainers' code alone")
@@ -220,8 +237,9 @@ def main() -> None:
                     "first, each run in a fresh process (default 4)")
     ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)  # one run, in this process
     args = ap.parse_args()
-    global NEW, TRL_PRECISION, OURS_PRECISION
+    global NEW, TRL_PRECISION, OURS_PRECISION, FEW_SHOT
     NEW = args.new_tokens
+    FEW_SHOT = args.few_shot
     if args.ours_precision == "fastest":
         from trainers.runtime import cpu_has_native_bf16
 
@@ -262,13 +280,14 @@ def main() -> None:
     med = statistics.median(ratios)
     peer = "TRL with our allocator settings" if args.trl_kept_memory else "TRL with glibc's defaults"
     trl_prec = "TRL defaults" if args.trl_defaults else "TRL fp32"
-    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW}; ours {OURS_PRECISION}, {trl_prec}; {peer})  ours {o:.3f} s/step   TRL {t:.3f} s/step   "
+    print(f"GRPO  (P={PROMPTS}, G={G}, mu={MU}, new={NEW}, few-shot={FEW_SHOT}; ours {OURS_PRECISION}, {trl_prec}; {peer})  ours {o:.3f} s/step   TRL {t:.3f} s/step   "
           f"ratio of means {o / t:.2f}x   median round ratio {med:.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})")
     print(f"SFT   (packed, bs=8, 512 tok)       ours {so:,.0f} tok/s   TRL {st:,.0f} tok/s   speedup {so / st:.2f}x")
     print(json.dumps({"grpo_s_per_step": {"ours": o, "trl": t, "ratio": med, "ratio_of_means": o / t,
                                           "round_ratios": ratios, "rounds": rounds,
                                           "trl_kept_memory": args.trl_kept_memory,
-                                          "ours_precision": OURS_PRECISION, "trl_defaults": args.trl_defaults},
+                                          "ours_precision": OURS_PRECISION, "trl_defaults": args.trl_defaults,
+                                          "few_shot": FEW_SHOT},
                       "sft_tokens_per_s": {"ours": so, "trl": st, "ratio": so / st}}))
 
 
