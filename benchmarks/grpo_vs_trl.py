@@ -197,11 +197,7 @@ def _reset_accelerate() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-# What trainers.runtime.keep_cpu_memory sets in our trainer's process (glibc mallopt), as
-# environment variables: --trl-kept-memory gives TRL's process the same allocator settings.
-KEPT_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
-                   "MALLOC_TOP_PAD_": str(64 << 20)}
-TRL_ENV: dict[str, str] = {}
+TRL_ENV: dict[str, str] = {}  # --trl-kept-memory: trainers.runtime.kept_cpu_memory_env()
 
 
 def _run_one(who: str, steps: int) -> float:
@@ -246,8 +242,10 @@ def main() -> None:
         OURS_PRECISION = "bf16" if cpu_has_native_bf16() else "fp32"
     else:
         OURS_PRECISION = args.ours_precision
-    if args.trl_kept_memory:
-        TRL_ENV.update(KEPT_MEMORY_ENV)
+    if args.trl_kept_memory:  # what keep_cpu_memory sets in our trainer's process, as glibc's variables
+        from trainers.runtime import kept_cpu_memory_env
+
+        TRL_ENV.update(kept_cpu_memory_env())
     if args.trl_defaults:
         TRL_PRECISION = {}
     torch.set_num_threads(1)

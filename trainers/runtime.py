@@ -58,7 +58,15 @@ def make_accelerator(precision: str):
 
 #: glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+#: what ``keep_cpu_memory`` sets (the mmap threshold falls back to 32 MB where glibc refuses more)
+KEPT_CPU_MEMORY = {"mmap_threshold": 1 << 30, "trim_threshold": (1 << 31) - 1, "top_pad": 64 << 20}
 _allocator_tuned: dict[str, int] | None = None
+
+
+def kept_cpu_memory_env() -> dict[str, str]:
+    """``KEPT_CPU_MEMORY`` as glibc's environment variables, for another process
+    (``benchmarks/grpo_vs_trl.py --trl-kept-memory`` gives them to TRL's)."""
+    return {f"MALLOC_{k.upper()}_": str(v) for k, v in KEPT_CPU_MEMORY.items()}
 
 
 def keep_cpu_memory(device) -> dict[str, int] | None:
@@ -98,14 +106,13 @@ def keep_cpu_memory(device) -> dict[str, int] | None:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     values = {}
     # the largest mmap threshold glibc accepts is 32 MB on 64-bit (older releases): try higher first
-    for threshold in (1 << 30, 32 << 20):
+    for threshold in (KEPT_CPU_MEMORY["mmap_threshold"], 32 << 20):
         if mallopt(_M_MMAP_THRESHOLD, threshold):
             values["mmap_threshold"] = threshold
             break
-    if mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1):
-        values["trim_threshold"] = (1 << 31) - 1
-    if mallopt(_M_TOP_PAD, 64 << 20):
-        values["top_pad"] = 64 << 20
+    for name, param in (("trim_threshold", _M_TRIM_THRESHOLD), ("top_pad", _M_TOP_PAD)):
+        if mallopt(param, KEPT_CPU_MEMORY[name]):
+            values[name] = KEPT_CPU_MEMORY[name]
     _allocator_tuned = values
     log.info("CPU training: glibc malloc keeps freed memory (%s)", values)
     return values
