@@ -389,7 +389,7 @@ class VersionWriter:
         manifest = Manifest(
             id=self.version,
             dataset=self.dataset,
-            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),  # orders same-second commits
             parents=self.parents,
             stage=self.stage,
             config=self.config,
